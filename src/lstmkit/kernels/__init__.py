@@ -1,0 +1,6 @@
+"""The fast engine: compiled, fused Numba kernels for the whole time loop.
+
+Each module here mirrors a module of ``lstmkit.cells`` with the same
+forward/backward contract; the reference engine stays the ground truth.
+"""
+KERNELS = {}
