@@ -55,20 +55,43 @@ def cell_gradient_errors(cell, x, W_x, W_h, b_x=None, b_h=None, state0=None, see
     return errors
 
 
-def layer_gradient_errors(layer, x, seed=0, **fwd_kwargs):
-    """Same for a layer (forward(x, **kw) -> out, backward(dout) -> dx, grads)."""
+def map_nested(f, nested):
+    """Apply f to every array in a nest of tuples/lists (layers' state nesting)."""
+    if isinstance(nested, (tuple, list)):
+        return type(nested)(map_nested(f, n) for n in nested)
+    return f(nested)
+
+
+def flatten_nested(nested):
+    if isinstance(nested, (tuple, list)):
+        return [a for n in nested for a in flatten_nested(n)]
+    return [nested]
+
+
+def layer_gradient_errors(layer, x, initial_state=None, seed=0, **fwd_kwargs):
+    """Same for a layer: forward(x, initial_state=..., **kw) -> out,
+    backward(dout, dstate) -> dx; grads, initial_state_grad. The loss also
+    reads the final states (layer.final_state), so their gradients are checked.
+    Returns {name: relative error} for x, every param and every initial state."""
     rng = np.random.default_rng(seed)
-    out = layer.forward(x, **fwd_kwargs)
+    out = layer.forward(x, initial_state=initial_state, **fwd_kwargs)
     w = rng.normal(size=out.shape)
-    dx = layer.backward(w)
+    w_state = map_nested(lambda s: rng.normal(size=s.shape), layer.final_state)
+    dx = layer.backward(w, w_state)
     grads = {k: v.copy() for k, v in layer.grads.items()}
+    state_grads = [g.copy() for g in flatten_nested(layer.initial_state_grad)]
 
     def loss():
-        return float((layer.forward(x, **fwd_kwargs) * w).sum())
+        out = layer.forward(x, initial_state=initial_state, **fwd_kwargs)
+        states = zip(flatten_nested(layer.final_state), flatten_nested(w_state))
+        return float((out * w).sum() + sum((s * ws).sum() for s, ws in states))
 
     errors = {"x": rel_err(dx, numeric_grad(loss, x))}
     params = layer.params
     assert set(grads) == set(params)
     for k, p in params.items():
         errors[k] = rel_err(grads[k], numeric_grad(loss, p))
+    if initial_state is not None:
+        for i, (g, s0) in enumerate(zip(state_grads, flatten_nested(initial_state))):
+            errors[f"initial_state[{i}]"] = rel_err(g, numeric_grad(loss, s0))
     return errors
