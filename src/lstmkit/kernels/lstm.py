@@ -230,3 +230,66 @@ def backward(dhs, dstate, cache):
                                             cache["has_b_x"], cache["has_b_h"])
     grads["state0"] = (dh0, dc0)
     return grads
+
+
+@njit(**_JIT)
+def _step_into(x_t, h, c, W_x, W_h, b_x, b_h, h_out, c_out):
+    """One step for rows of x_t (B, D): writes h_t, c_t into h_out, c_out (B, H).
+    Reads all of h and c before writing, so h_out, c_out may be h, c themselves.
+    Plain loops instead of np.dot: at batch 1 a BLAS call costs more than the
+    product."""
+    B, H = h.shape
+    D = x_t.shape[1]
+    if (c.shape != h.shape or h_out.shape != h.shape or c_out.shape != h.shape
+            or x_t.shape[0] != B or W_x.shape != (D, 4 * H) or W_h.shape != (H, 4 * H)
+            or b_x.shape[0] != 4 * H or b_h.shape[0] != 4 * H):
+        raise ValueError("step(): shapes of x_t, state, weights or out do not agree")
+    zero, half, one = cast_like(h, 0.0), cast_like(h, 0.5), cast_like(h, 1.0)
+    z = np.empty(4 * H, h.dtype)                               # (4H,) one row's preactivations
+    for r in range(B):
+        for j in range(4 * H):
+            z[j] = b_x[j] + b_h[j]
+        for i in range(D):                                     # z += x_t W_x
+            xv = x_t[r, i]
+            for j in range(4 * H):
+                z[j] += xv * W_x[i, j]
+        for i in range(H):                                     # z += h_{t-1} W_h
+            hv = h[r, i]
+            for j in range(4 * H):
+                z[j] += hv * W_h[i, j]
+        for q in range(4):                                     # sigmoid for i, f, o; tanh for g
+            s, a, d = (one, one, zero) if q == 2 else (half, half, half)
+            for j in range(q * H, (q + 1) * H):
+                z[j] = fast_tanh(s * z[j]) * a + d
+        for k in range(H):
+            c_new = z[H + k] * c[r, k] + z[k] * z[2 * H + k]  # c_t = f*c_{t-1} + i*g
+            c_out[r, k] = c_new
+            h_out[r, k] = z[3 * H + k] * fast_tanh(c_new)     # h_t = o*tanh(c_t)
+
+
+
+
+@njit(**_JIT)
+def _step_new(x_t, h, c, W_x, W_h, b_x, b_h):
+    h_out, c_out = np.empty_like(h), np.empty_like(c)
+    _step_into(x_t, h, c, W_x, W_h, b_x, b_h, h_out, c_out)
+    return h_out, c_out
+
+
+def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None):
+    """One LSTM step for streaming inference, in one compiled call.
+
+    x_t (B, D); state = (h, c), each (B, H). out, optional (h_out, c_out) to
+    write the new state into (may be the state arrays themselves, for an
+    allocation-free loop). Returns (h_t, (h_t, c_t)).
+    """
+    h, c = state
+    if b_x is None:
+        b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)
+    if b_h is None:
+        b_h = support.zeros_cached(W_h.shape[1], x_t.dtype)
+    if out is None:
+        out = _step_new(x_t, h, c, W_x, W_h, b_x, b_h)
+    else:
+        _step_into(x_t, h, c, W_x, W_h, b_x, b_h, out[0], out[1])
+    return out[0], (out[0], out[1])
