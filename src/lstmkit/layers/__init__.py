@@ -1,0 +1,9 @@
+"""Layers: each owns params and grads, with explicit forward and backward."""
+from .base import Layer, LAYER_REGISTRY, layer_from_config, serialize_layer
+from .recurrent import RNNLayer, SimpleRNN, LSTM, GRU
+from .bidirectional import Bidirectional
+from .stack import RNNStack
+from .embedding import Embedding
+from .dense import Dense
+from .dropout import Dropout
+from .flatten import Flatten

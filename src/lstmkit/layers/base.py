@@ -1,0 +1,104 @@
+"""The Layer contract: explicit forward and backward, no autograd.
+
+A layer owns ``params`` (name -> array) and ``grads`` (same names, filled by
+backward). ``forward(x, training=False, mask=None)`` returns the output and
+remembers what backward needs; ``backward(dout)`` fills ``grads`` and returns
+the gradient for the input. ``get_config()`` plus the weights rebuild it.
+"""
+import re
+
+import numpy as np
+
+LAYER_REGISTRY = {}
+
+
+def register(cls):
+    LAYER_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+class Layer:
+    supports_masking = False
+
+    def __init__(self, name=None, dtype="float32", trainable=True, seed=None):
+        self.name = name or self._auto_name()
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64; got {dtype!r}")
+        self.trainable = trainable
+        self.seed = seed
+        self.params = {}
+        self.grads = {}
+        self.built = False
+        self.input_shape = None              # without the batch axis
+
+    _counters = {}
+
+    def _auto_name(self):
+        # CamelCase to snake_case keeping acronyms whole, as Keras names layers: LSTM -> lstm,
+        # SimpleRNN -> simple_rnn, RNNStack -> rnn_stack
+        base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(self).__name__).lower()
+        n = Layer._counters.get(base, 0)
+        Layer._counters[base] = n + 1
+        return base if n == 0 else f"{base}_{n}"
+
+    def _rng(self):
+        return np.random.default_rng(self.seed)
+
+    def build(self, input_shape):
+        self.input_shape = tuple(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_mask(self, x, mask):
+        # layers that keep the time axis pass the mask on; others drop it
+        return mask if self.supports_masking else None
+
+    def forward(self, x, training=False, mask=None):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def zero_grads(self):
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def count_params(self):
+        return int(sum(v.size for v in self.params.values()))
+
+    def get_weights(self):
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def set_weights(self, weights):
+        for k, v in weights.items():
+            if k not in self.params:
+                raise ValueError(f"layer {self.name!r} has no weight {k!r}; it has {sorted(self.params)}")
+            if self.params[k].shape != np.shape(v):
+                raise ValueError(f"weight {k!r} of layer {self.name!r} must have shape "
+                                 f"{self.params[k].shape}; got {np.shape(v)}")
+            self.params[k][...] = v
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable,
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def layer_from_config(spec):
+    """spec = {"class_name": ..., "config": {...}}, as written by serialize_layer."""
+    cls = LAYER_REGISTRY.get(spec["class_name"])
+    if cls is None:
+        raise ValueError(f"unknown layer class {spec['class_name']!r}; known: {sorted(LAYER_REGISTRY)}")
+    return cls.from_config(spec["config"])
+
+
+def serialize_layer(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}

@@ -1,0 +1,292 @@
+"""Recurrent layers: run a cell of ``lstmkit.cells`` (or its fast kernel) over time.
+
+The cell holds the math of one step (see its module docstring for the
+equations and gate order); the layer owns the weights, picks the engine,
+applies dropout, handles masks, direction and what is returned.
+
+Weights (``params``): W_x (D, G*H) input kernel, W_h (H, G*H) recurrent
+kernel, b_x (G*H,) bias and, with ``two_biases=True`` (PyTorch's layout), a
+second bias b_h (G*H,). G = 4 for the LSTM (i, f, g, o), 3 for the GRU
+(r, z, n), 1 for the simple RNN. One bias is Keras's layout and gives Keras's
+parameter counts; the GRU with reset_after=True keeps two biases by default,
+as both Keras and PyTorch do, because b_hn sits inside r * (h W_hn + b_hn).
+"""
+import numpy as np
+
+from .. import initializers
+from ..engines import get_engine
+from .base import Layer, register
+
+
+def _check_rate(name, value):
+    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+class RNNLayer(Layer):
+    """Base of SimpleRNN, LSTM and GRU. Not used directly."""
+
+    cell = None
+    supports_masking = True
+
+    def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
+                 dropout=0.0, recurrent_dropout=0.0, use_bias=True, two_biases=False,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", engine="auto", input_dim=None, input_shape=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"units must be a positive integer; got {units!r}")
+        self.units = int(units)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.use_bias = bool(use_bias)
+        self.two_biases = bool(two_biases) and self.use_bias
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        for arg in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
+            initializers.get(getattr(self, arg))          # fail early on a bad name
+        get_engine(self.cell, engine)                     # fail early on a bad engine name
+        self.engine = engine
+        self.final_state = None
+        self.initial_state_grad = None
+        self._cache = None
+        if input_shape is not None:
+            self.build(tuple(input_shape))
+        elif input_dim is not None:
+            self.build((None, int(input_dim)))
+
+    # ---- the cell this layer runs -------------------------------------------------
+    @property
+    def n_gates(self):
+        return get_engine(self.cell, "reference").N_GATES
+
+    @property
+    def state_names(self):
+        return get_engine(self.cell, "reference").STATE_NAMES
+
+    def cell_options(self):
+        """Keyword options of the cell (reset_after, activation)."""
+        return {}
+
+    def engine_module(self, training=False):
+        # recurrent dropout is done by the reference engine, as cuDNN paths in
+        # other libraries also fall back to a generic loop for it
+        if training and self.recurrent_dropout > 0:
+            return get_engine(self.cell, "reference")
+        return get_engine(self.cell, self.engine)
+
+    # ---- weights --------------------------------------------------------------------
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{type(self).__name__} expects input of shape (batch, time, features); "
+                             f"got an input shape of {(None,) + tuple(input_shape)}")
+        D, H, G = int(input_shape[-1]), self.units, self.n_gates
+        rng = self._rng()
+        init = lambda name, shape: initializers.get(getattr(self, name))(shape, rng, self.dtype, units=H)
+        self.params = {"W_x": init("kernel_initializer", (D, G * H)),            # (D, GH)
+                       "W_h": init("recurrent_initializer", (H, G * H))}         # (H, GH)
+        if self.use_bias:
+            self.params["b_x"] = init("bias_initializer", (G * H,))
+            if self.two_biases:
+                self.params["b_h"] = init("bias_initializer", (G * H,))
+        self._init_bias()
+        self._dropout_rng = np.random.default_rng(None if self.seed is None else self.seed + 7919)
+        self.zero_grads()
+        super().build(input_shape)
+
+    def _init_bias(self):
+        pass
+
+    def compute_output_shape(self, input_shape):
+        T = input_shape[0]
+        out = (T, self.units) if self.return_sequences else (self.units,)
+        if self.return_state:
+            return [out] + [(self.units,)] * len(self.state_names)
+        return out
+
+    def compute_mask(self, x, mask):
+        if mask is None or not self.return_sequences:
+            return None
+        return mask[:, ::-1] if self.go_backwards else mask
+
+    # ---- forward over time ----------------------------------------------------------
+    def _check_input(self, x):
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects input of shape "
+                             f"(batch, time, features); got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape[1:])
+        D = self.params["W_x"].shape[0]
+        if x.shape[2] != D:
+            raise ValueError(f"{type(self).__name__} {self.name!r} was built for {D} input features; "
+                             f"got input with {x.shape[2]} (shape {x.shape})")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _initial_state(self, initial_state, B):
+        n = len(self.state_names)
+        if initial_state is None:
+            return tuple(np.zeros((B, self.units), self.dtype) for _ in range(n))
+        if isinstance(initial_state, np.ndarray):
+            initial_state = (initial_state,)
+        if len(initial_state) != n:
+            raise ValueError(f"initial_state for {type(self).__name__} must hold {n} arrays "
+                             f"{self.state_names}; got {len(initial_state)}")
+        return tuple(np.ascontiguousarray(s, dtype=self.dtype) for s in initial_state)
+
+    def forward(self, x, training=False, mask=None, initial_state=None):
+        x = self._check_input(x)                                                  # (B, T, D)
+        B = x.shape[0]
+        state0 = self._initial_state(initial_state, B)
+        input_drop = None
+        if training and self.dropout > 0:
+            keep = 1.0 - self.dropout
+            # one mask per sequence, the same at every step (variational dropout)
+            input_drop = (self._dropout_rng.random((B, 1, x.shape[2])) < keep).astype(self.dtype) / keep
+            x = x * input_drop
+        recurrent_mask = None
+        if training and self.recurrent_dropout > 0:
+            keep = 1.0 - self.recurrent_dropout
+            recurrent_mask = (self._dropout_rng.random((B, self.units)) < keep).astype(self.dtype) / keep
+        engine = self.engine_module(training)
+        extra = {} if recurrent_mask is None else {"recurrent_mask": recurrent_mask}
+        p = self.params
+        hs, state, cache = engine.forward(x, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), state0,
+                                          mask=mask, reverse=self.go_backwards, **extra,
+                                          **self.cell_options())
+        self._cache = (engine, cache, input_drop, hs.shape)
+        self.final_state = state
+        if self.return_sequences:
+            out = hs[:, ::-1] if self.go_backwards else hs                        # (B, T, H)
+        else:
+            out = state[0]                                                        # (B, H)
+        if self.return_state:
+            return [out, *state]
+        return out
+
+    def backward(self, dout, dstate=None):
+        """dstate (optional): gradients for final_state, one per state (None = 0),
+        added to those given through return_state."""
+        if self._cache is None:
+            raise RuntimeError(f"backward() called on layer {self.name!r} before forward()")
+        engine, cache, input_drop, hs_shape = self._cache
+        extra = [None] * len(self.state_names) if dstate is None else list(dstate)
+        dstate = [None] * len(self.state_names)
+        if self.return_state:
+            dout, *ds = dout
+            dstate = list(ds)
+        dstate = [a if b is None else (b if a is None else a + b) for a, b in zip(dstate, extra)]
+        dhs = None
+        if self.return_sequences:
+            dhs = np.ascontiguousarray(dout[:, ::-1] if self.go_backwards else dout, dtype=self.dtype)
+        else:
+            # the output is the final hidden state: its gradient joins dh_T
+            dstate[0] = dout if dstate[0] is None else dstate[0] + dout
+        dstate = tuple(None if d is None else np.ascontiguousarray(d, dtype=self.dtype) for d in dstate)
+        g = engine.backward(dhs, dstate, cache)
+        self.grads = {k: g[k] for k in self.params}
+        self.initial_state_grad = g["state0"]
+        dx = g["x"]
+        if input_drop is not None:
+            dx = dx * input_drop                                                  # backprop through dropout
+        return dx
+
+    def step(self, x_t, state=None):
+        """One step for streaming inference: x_t (B, D) -> (h_t (B, H), new state)."""
+        x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
+        if x_t.ndim != 2:
+            raise ValueError(f"step() expects x_t of shape (batch, features); got {x_t.shape}")
+        if not self.built:
+            self.build((None, x_t.shape[1]))
+        state = self._initial_state(state, x_t.shape[0])
+        engine, p = self.engine_module(False), self.params
+        if hasattr(engine, "step"):
+            return engine.step(x_t, state, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"),
+                               **self.cell_options())
+        hs, new_state, _ = engine.forward(x_t[:, None], p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"),
+                                          state, **self.cell_options())
+        return hs[:, 0], new_state
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(units=self.units, return_sequences=self.return_sequences,
+                   return_state=self.return_state, go_backwards=self.go_backwards,
+                   dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
+                   use_bias=self.use_bias, two_biases=self.two_biases,
+                   kernel_initializer=self.kernel_initializer,
+                   recurrent_initializer=self.recurrent_initializer,
+                   bias_initializer=self.bias_initializer, engine=self.engine)
+        if self.built:
+            cfg["input_shape"] = list(self.input_shape)
+        return cfg
+
+
+@register
+class SimpleRNN(RNNLayer):
+    """The seeds' simple RNN, s_t = tanh(U x_t + W s_{t-1} + b); see lstmkit.cells.simple_rnn."""
+
+    cell = "simple_rnn"
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        if activation not in ("tanh", "relu"):
+            raise ValueError(f"activation must be 'tanh' or 'relu'; got {activation!r}")
+        self.activation = activation
+        super().__init__(units, **kwargs)
+
+    def cell_options(self):
+        return {"activation": self.activation}
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+@register
+class LSTM(RNNLayer):
+    """Long short-term memory; equations and gate order (i, f, g, o) in lstmkit.cells.lstm.
+
+    unit_forget_bias=True starts the forget-gate bias at 1, as Keras does, so
+    the cell state is kept by default early in training.
+    """
+
+    cell = "lstm"
+
+    def __init__(self, units, unit_forget_bias=True, **kwargs):
+        self.unit_forget_bias = bool(unit_forget_bias)
+        super().__init__(units, **kwargs)
+
+    def _init_bias(self):
+        if self.use_bias and self.unit_forget_bias:
+            H = self.units
+            self.params["b_x"][H:2 * H] = 1.0
+
+    def get_config(self):
+        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
+
+
+@register
+class GRU(RNNLayer):
+    """Gated recurrent unit; equations and gate order (r, z, n) in lstmkit.cells.gru.
+
+    reset_after=True (default, as PyTorch and Keras): the reset gate multiplies
+    (h W_hn + b_hn); reset_after=False: the seeds' form, r applied to h first.
+    """
+
+    cell = "gru"
+
+    def __init__(self, units, reset_after=True, two_biases=None, **kwargs):
+        self.reset_after = bool(reset_after)
+        if two_biases is None:
+            two_biases = self.reset_after
+        super().__init__(units, two_biases=two_biases, **kwargs)
+
+    def cell_options(self):
+        return {"reset_after": self.reset_after}
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
