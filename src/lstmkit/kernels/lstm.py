@@ -226,8 +226,10 @@ def backward(dhs, dstate, cache):
     support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, dc_T, gates, cache["tanh_cs"],
                        cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"], W_hqT,
                        support.FLUSH_DENORMALS, dz_all, dh0, dc0)
-    grads = support.gate_major_weight_grads(x_tm, cache["h_prevs"], dz_all, cache["W_x"], H,
-                                            cache["has_b_x"], cache["has_b_h"])
+    dx, dW_x, db = support.input_side_grads(x_tm, dz_all, cache["W_x"])
+    dW_h, _ = support.recurrent_grads([cache["h_prevs"]] * 4, dz_all, H)
+    grads = dict(x=dx, W_x=dW_x, W_h=dW_h, b_x=db if cache["has_b_x"] else None,
+                 b_h=db.copy() if cache["has_b_h"] else None)
     grads["state0"] = (dh0, dc0)
     return grads
 

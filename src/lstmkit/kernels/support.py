@@ -126,30 +126,35 @@ def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     return xw.reshape(n_gates, T, B * H)
 
 
-def gate_major_weight_grads(x_tm, h_prevs, dz_all, W_x, H, has_b_x, has_b_h, h_prevs_per_gate=None):
-    """Undo the input projection and the recurrent products for all steps at once.
-
-    x_tm (T, B, D), h_prevs (T, B*H) (what multiplied W_h), dz_all (G, T, B*H)
-    gradients of the preactivations -> dict of x (B, T, D), W_x, W_h, b_x, b_h.
-    h_prevs_per_gate, optional {gate: (T, B*H)}, replaces h_prevs for the gates
-    whose recurrent input was something else (GRU's r*h).
-    """
+def input_side_grads(x_tm, da_all, W_x):
+    """Undo xw = x W_x + b for all steps: da_all (G, T, B*H) gradients of the
+    input-side preactivations -> dx (B, T, D), dW_x (D, G*H), db (G*H,)."""
     T, B, D = x_tm.shape
-    G = dz_all.shape[0]
+    G = da_all.shape[0]
+    H = W_x.shape[1] // G
     x2 = x_tm.reshape(T * B, D)
-    dz = dz_all.reshape(G, T * B, H)                           # (G, T*B, H)
+    da = da_all.reshape(G, T * B, H)                           # (G, T*B, H)
     dW_x = np.empty((D, G * H), x_tm.dtype)
-    dW_h = np.empty((H, G * H), x_tm.dtype)
     db = np.empty(G * H, x_tm.dtype)
     dx = np.zeros((T * B, D), x_tm.dtype)
     for q in range(G):
         cols = slice(q * H, (q + 1) * H)
-        hp = h_prevs if not h_prevs_per_gate or q not in h_prevs_per_gate else h_prevs_per_gate[q]
-        dW_x[:, cols] = x2.T @ dz[q]
-        dW_h[:, cols] = hp.reshape(T * B, H).T @ dz[q]
-        db[cols] = dz[q].sum(axis=0)
-        dx += dz[q] @ W_x[:, cols].T
-    return dict(x=batch_major(dx.reshape(T, B * D), B),
-                W_x=dW_x, W_h=dW_h,
-                b_x=db if has_b_x else None,
-                b_h=db.copy() if has_b_h else None)
+        dW_x[:, cols] = x2.T @ da[q]
+        db[cols] = da[q].sum(axis=0)
+        dx += da[q] @ W_x[:, cols].T
+    return batch_major(dx.reshape(T, B * D), B), dW_x, db
+
+
+def recurrent_grads(inputs, dahs, H):
+    """Undo the per-step products with W_h for all steps: gate q's block of
+    W_h multiplied inputs[q] (T, B*H) and its output had gradient dahs[q]
+    (T, B*H) -> dW_h (H, G*H), db_h (G*H,)."""
+    G = len(dahs)
+    dW_h = np.empty((H, G * H), dahs[0].dtype)
+    db = np.empty(G * H, dahs[0].dtype)
+    for q, (inp, dah) in enumerate(zip(inputs, dahs)):
+        cols = slice(q * H, (q + 1) * H)
+        dah2 = dah.reshape(-1, H)                              # (T*B, H)
+        dW_h[:, cols] = inp.reshape(-1, H).T @ dah2
+        db[cols] = dah2.sum(axis=0)
+    return dW_h, db
