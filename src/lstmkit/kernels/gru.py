@@ -19,7 +19,7 @@ from numba import njit
 
 from ..cells.checks import check_sequence_args
 from ..cells.gru import _check_reset_after
-from . import support
+from . import support, workspace
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
 from .support import cast_like
@@ -188,8 +188,8 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
         b_hn = np.ascontiguousarray(b_h[2 * H:])
     x_tm = support.time_major(x)                               # (T, B, D)
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h_outer, N_GATES)  # (3, T, B*H)
-    hs, h_prevs, hn_or_rh = (np.empty((T, B * H), dt) for _ in range(3))
-    gates = np.empty((3, T, B * H), dt)                        # activated r, z, n
+    hs, h_prevs, hn_or_rh = (workspace.empty((T, B * H), dt) for _ in range(3))
+    gates = workspace.empty((3, T, B * H), dt)                        # activated r, z, n
     h_T = np.empty((B, H), dt)
     support.run_chunks(_forward_rows, B, xw, _gate_blocks(W_h, H), b_hn, h0, m, has_mask,
                        bool(reverse), reset_after, support.FLUSH_DENORMALS,
@@ -211,8 +211,8 @@ def backward(dhs, dstate, cache):
     has_dhs = dhs is not None
     dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
 
-    da_all = np.empty((3, T, B * H), dt)                       # input-side preactivation gradients
-    dah_n = np.empty((T, B * H) if reset_after else (1, 1), dt)
+    da_all = workspace.empty((3, T, B * H), dt)                       # input-side preactivation gradients
+    dah_n = workspace.empty((T, B * H) if reset_after else (1, 1), dt)
     dh0 = np.empty((B, H), dt)
     W_hqT = np.ascontiguousarray(_gate_blocks(cache["W_h"], H).transpose(0, 2, 1))  # (3, H, H)
     support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, gates, cache["h_prevs"],

@@ -12,7 +12,7 @@ from numba import njit
 
 from ..cells.activations import ACTIVATIONS
 from ..cells.checks import check_sequence_args
-from . import support
+from . import support, workspace
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
 from .support import cast_like
@@ -126,7 +126,7 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
     m, has_mask = support.time_major_mask(mask, dt)
     x_tm = support.time_major(x)                               # (T, B, D)
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)[0]  # (T, B*H)
-    hs, h_news, h_prevs = (np.empty((T, B * H), dt) for _ in range(3))
+    hs, h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
     h_T = np.empty((B, H), dt)
     support.run_chunks(_forward_rows, B, xw, W_h, h0, m, has_mask, bool(reverse), relu,
                        support.FLUSH_DENORMALS, hs, h_news, h_prevs, h_T)
@@ -146,7 +146,7 @@ def backward(dhs, dstate, cache):
     dh_T = np.zeros((B, H), dt) if dh_T is None else support.contiguous(dh_T, dt)
     has_dhs = dhs is not None
     dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
-    da_all = np.empty((T, B * H), dt)
+    da_all = workspace.empty((T, B * H), dt)
     dh0 = np.empty((B, H), dt)
     support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, cache["h_news"], cache["mask"],
                        cache["has_mask"], cache["reverse"], cache["relu"],

@@ -11,6 +11,8 @@ import numba
 import numpy as np
 from numba.extending import overload
 
+from . import workspace
+
 DTYPES = (np.float32, np.float64)
 
 # Below this batch one thread runs the whole batch: splitting a small batch
@@ -53,14 +55,20 @@ def time_major_mask(mask, dtype):
 
 
 def time_major(a, dtype=None):
-    """(B, T, ...) -> (T, B, ...) as a C array (one copy)."""
-    return np.ascontiguousarray(np.swapaxes(a, 0, 1), dtype=dtype)
+    """(B, T, ...) -> (T, B, ...) as a C array (one copy, into pooled memory)."""
+    src = np.swapaxes(a, 0, 1)
+    out = workspace.empty(src.shape, a.dtype if dtype is None else dtype)
+    np.copyto(out, src, casting="same_kind")
+    return out
 
 
 def batch_major(a_tm, B):
-    """(T, B*H) -> (B, T, H) as a C array (one copy)."""
+    """(T, B*H) -> (B, T, H) as a C array (one copy, into pooled memory)."""
     T = a_tm.shape[0]
-    return np.ascontiguousarray(a_tm.reshape(T, B, -1).transpose(1, 0, 2))
+    src = a_tm.reshape(T, B, -1).transpose(1, 0, 2)
+    out = workspace.empty(src.shape, a_tm.dtype)
+    np.copyto(out, src)
+    return out
 
 
 def n_chunks(batch):
@@ -115,7 +123,7 @@ def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     T, B, D = x_tm.shape
     H = W_x.shape[1] // n_gates
     x2 = x_tm.reshape(T * B, D)
-    xw = np.empty((n_gates, T * B, H), x_tm.dtype)
+    xw = workspace.empty((n_gates, T * B, H), x_tm.dtype)
     for q in range(n_gates):
         cols = slice(q * H, (q + 1) * H)
         np.matmul(x2, W_x[:, cols], out=xw[q])                 # (T*B, H)
@@ -136,12 +144,15 @@ def input_side_grads(x_tm, da_all, W_x):
     da = da_all.reshape(G, T * B, H)                           # (G, T*B, H)
     dW_x = np.empty((D, G * H), x_tm.dtype)
     db = np.empty(G * H, x_tm.dtype)
-    dx = np.zeros((T * B, D), x_tm.dtype)
+    dx = workspace.empty((T * B, D), x_tm.dtype)
     for q in range(G):
         cols = slice(q * H, (q + 1) * H)
         dW_x[:, cols] = x2.T @ da[q]
         db[cols] = da[q].sum(axis=0)
-        dx += da[q] @ W_x[:, cols].T
+        if q == 0:
+            np.matmul(da[q], W_x[:, cols].T, out=dx)
+        else:
+            dx += da[q] @ W_x[:, cols].T
     return batch_major(dx.reshape(T, B * D), B), dW_x, db
 
 
