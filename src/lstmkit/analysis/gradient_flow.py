@@ -94,7 +94,7 @@ def lstm_cell_jacobian_diag(cache, W_h):
     return (f + dh_dc * through_h).ravel()
 
 
-def gradient_flow(steps=200, units=64, input_dim=16, batch=32, seed=0, forget_bias=1.0,
+def gradient_flow(steps=200, units=64, input_dim=64, batch=32, seed=0, forget_bias=1.0,
                   cells=("simple_rnn", "lstm", "gru"), progress=None):
     """Run the experiment; progress(cell_name) is called before each cell if given."""
     rng = np.random.default_rng(seed)

@@ -69,15 +69,6 @@ def load_bundle(path, app=None):
     return model, meta
 
 
-def first_recurrent(model):
-    """The first recurrent layer of a model (the forward half of a Bidirectional)."""
-    from ..layers import Bidirectional, RNNLayer
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, RNNLayer):
-            return i, layer
-        if isinstance(layer, Bidirectional):
-            return i, layer.forward_layer
-    raise DataError("the model has no recurrent layer")
 
 
 def to_jsonable(x):
