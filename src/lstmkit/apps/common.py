@@ -36,6 +36,15 @@ def recurrent_layer(cell, units, bidirectional=False, seed=None, **kwargs):
     return lk.Bidirectional(layer) if bidirectional else layer
 
 
+def early_stopping(patience):
+    """Stop when the validation loss has not improved for `patience` epochs and
+    keep the best epoch's weights; None: train every epoch."""
+    import lstmkit as lk
+    if not patience:
+        return []
+    return [lk.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+
+
 def save_bundle(model, meta, out_dir):
     """The model file and meta.json (tokenizer, labels, scaling ...) side by side."""
     path = os.path.join(out_dir, MODEL_FILE)

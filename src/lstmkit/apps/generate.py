@@ -19,7 +19,7 @@ from ..data.tang import TANG_PATH, corpus_text, load_tang
 from ..data.textfile import read_text
 from ..data.tokenizer import CharTokenizer, Tokenizer, WordLMTokenizer
 from ..data.windows import chronological_split, lm_windows
-from .common import load_bundle, make_run_dir, save_bundle, to_jsonable
+from .common import early_stopping, load_bundle, make_run_dir, save_bundle, to_jsonable
 from .sampling import sample_poem, sample_text
 from .stepper import Stepper
 
@@ -48,11 +48,13 @@ def load_corpus(path=None, corpus=None, tang_path=TANG_PATH, max_chars=None, log
     return (text[:max_chars] if max_chars else text), os.path.basename(os.fspath(path))
 
 
-def build_model(vocab, seq_len, embed_dim, units, layers, cell, seed, lr):
+def build_model(vocab, seq_len, embed_dim, units, layers, cell, seed, lr, dropout=0.0):
     import lstmkit as lk
     from .common import recurrent_layer
     stack = [lk.Embedding(vocab, embed_dim, input_length=seq_len)]
     stack += [recurrent_layer(cell, units, return_sequences=True) for _ in range(layers)]
+    if dropout:
+        stack.append(lk.Dropout(dropout))          # the small corpora here overfit quickly
     stack.append(lk.Dense(vocab, activation="softmax"))                      # per time step
     model = lk.Sequential(stack, seed=seed)
     model.compile(optimizer=lk.Adam(lr, clipnorm=5.0), loss="sparse_categorical_crossentropy",
@@ -63,7 +65,7 @@ def build_model(vocab, seq_len, embed_dim, units, layers, cell, seed, lr):
 def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_len=64, embed_dim=64,
           units=128, layers=1, cell="lstm", epochs=5, batch_size=32, learning_rate=0.003, val_fraction=0.1,
           max_chars=None, samples=3, sample_length=300, temperature=0.8, top_k=None, line_chars=5,
-          verses=4, seed=0, tang_path=TANG_PATH, verbose=1, log=print):
+          verses=4, dropout=0.0, patience=None, seed=0, tang_path=TANG_PATH, verbose=1, log=print):
     text, name = load_corpus(path, corpus, tang_path, max_chars, log)
     if level == "char":
         tok = CharTokenizer(max_tokens=max_tokens)
@@ -85,10 +87,10 @@ def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_l
     log(f"run folder: {out_dir}")
     log(f"{len(ids)} {level}s, vocabulary {tok.vocab_size}; {len(x_tr)} training and {len(x_va)} "
         f"validation windows of {seq_len}")
-    model = build_model(tok.vocab_size, seq_len, embed_dim, units, layers, cell, seed, learning_rate)
+    model = build_model(tok.vocab_size, seq_len, embed_dim, units, layers, cell, seed, learning_rate, dropout)
     hist = model.fit(x_tr, y_tr, epochs=epochs, batch_size=batch_size, validation_data=(x_va, y_va),
-                     verbose=verbose, seed=seed).history
-    val_loss = float(hist["val_loss"][-1])
+                     verbose=verbose, seed=seed, callbacks=early_stopping(patience)).history
+    val_loss = float(min(hist["val_loss"]) if patience else hist["val_loss"][-1])
     unit = "character" if level == "char" else "word"
     meta = {"app": "generate", "level": level, "corpus": name, "seq_len": seq_len, "cell": cell,
             "tokenizer": tok.to_dict()}

@@ -40,6 +40,8 @@ def register(sub):
     t.add_argument("--batch-size", type=positive_int, default=64, help="examples per update")
     t.add_argument("--lr", type=positive_float, default=0.005, help="Adam learning rate")
     t.add_argument("--val-split", type=fraction, default=0.2, help="fraction held out for validation")
+    t.add_argument("--patience", type=positive_int, default=2,
+                   help="stop after this many epochs without a better validation loss; keep the best weights")
     t.add_argument("--max-examples", type=positive_int, default=None,
                    help="use at most this many examples (a random subset)")
     add_common(t)
@@ -81,7 +83,7 @@ def run_train(a):
                              padding=a.padding, truncating=a.truncating, cell=a.cell,
                              bidirectional=a.bidirectional, embed_dim=a.embed_dim, units=a.units,
                              epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr,
-                             val_split=a.val_split, max_examples=a.max_examples, seed=a.seed,
+                             val_split=a.val_split, max_examples=a.max_examples, patience=a.patience, seed=a.seed,
                              encoding_errors=a.encoding_errors, verbose=verbose(a), log=say)
     say(f"val_accuracy: {metrics['val_accuracy']:.4f} (majority class: {metrics['majority_baseline']:.4f})")
     say(f"outputs in {out}")

@@ -35,6 +35,9 @@ def register(sub):
     t.add_argument("--batch-size", type=positive_int, default=32, help="windows per update")
     t.add_argument("--lr", type=positive_float, default=0.003, help="Adam learning rate")
     t.add_argument("--val-fraction", type=fraction, default=0.1, help="last part of the text held out")
+    t.add_argument("--dropout", type=float, default=0.0, help="dropout rate before the output layer")
+    t.add_argument("--patience", type=positive_int, default=3,
+                   help="stop after this many epochs without a better validation loss; keep the best weights")
     _sampling_options(t)
     add_common(t)
     t.set_defaults(func=run_train)
@@ -68,7 +71,7 @@ def run_train(a):
         embed_dim=a.embed_dim, units=a.units, layers=a.layers, cell=a.cell, epochs=a.epochs,
         batch_size=a.batch_size, learning_rate=a.lr, val_fraction=a.val_fraction, max_chars=a.max_chars,
         samples=a.samples, sample_length=a.length, temperature=a.temperature, top_k=a.top_k,
-        line_chars=a.line_chars, verses=a.verses, seed=a.seed, tang_path=a.tang_path,
+        line_chars=a.line_chars, verses=a.verses, dropout=a.dropout, patience=a.patience, seed=a.seed, tang_path=a.tang_path,
         verbose=verbose(a), log=say)
     unit = "character" if a.level == "char" else "word"
     say(f"val_loss: {metrics['val_loss']:.4f} nats/{unit}; bits_per_{unit}: {metrics['bits_per_' + unit]:.3f} "

@@ -4,7 +4,8 @@ import sys
 from .. import __version__
 from ..data.errors import DataError
 from . import classify, demo, forecast, generate, gradients, inspect
-from .common import Formatter, OneLineErrorParser
+from .common import Formatter, OneLineErrorParser, positive_int
+from .threads import blas_threads
 
 COMMANDS = (classify, generate, forecast, gradients, inspect, demo)
 
@@ -17,6 +18,8 @@ def build_parser():
         epilog="Each command writes its outputs to a run folder it prints; `lstmkit COMMAND --help` "
                "explains its options.")
     p.add_argument("--version", action="version", version=f"lstmkit {__version__}")
+    p.add_argument("--blas-threads", type=positive_int, default=None,
+                   help="BLAS threads (default 1: faster for these small matrices, see lstmkit.cli.threads)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
     for mod in COMMANDS:
         mod.register(sub)
@@ -31,7 +34,8 @@ def main(argv=None):
         return 2
     prog = " ".join(["lstmkit", args.command] + ([args.action] if getattr(args, "action", None) else []))
     try:
-        return args.func(args) or 0
+        with blas_threads(args.blas_threads):
+            return args.func(args) or 0
     except DataError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
