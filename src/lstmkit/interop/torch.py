@@ -137,8 +137,9 @@ def to_torch(layer):
     """A torch.nn.LSTM / GRU / RNN (batch_first=True) computing what layer computes."""
     levels = _torch_levels(layer)
     first = levels[0][0]
-    if not first.built:
-        raise ValueError(f"layer {first.name!r} is not built yet; call forward() or build() first")
+    for l in (l for lvl in levels for l in lvl):
+        if not l.built:
+            raise ValueError(f"layer {l.name!r} is not built yet; call forward() or build() first")
     cls, options = _torch_class(first)
     H, n_dirs = first.units, len(levels[0])
     for k, lvl in enumerate(levels):
