@@ -6,7 +6,6 @@ sparse categorical cross-entropy (for K = 2 this equals a sigmoid unit with
 binary cross-entropy, one unit more).
 """
 import os
-import sys
 
 import numpy as np
 
@@ -14,8 +13,8 @@ from .. import plotting
 from ..data.atomic import write_json, write_text
 from ..data.errors import DataError
 from ..data.labelled_text import check_classes, load_labelled, select_classes
-from ..data.tokenizer import OOV, Tokenizer, WordTokenizer, pad_sequences
-from .common import META_FILE, early_stopping, load_bundle, make_run_dir, recurrent_layer, save_bundle, to_jsonable
+from ..data.tokenizer import Tokenizer, WordTokenizer, pad_sequences
+from .common import early_stopping, load_bundle, make_run_dir, recurrent_layer, save_bundle, to_jsonable
 from .scores import confusion_matrix, format_report, per_class
 
 KERAS_OOV = 2          # Keras imdb.npz ids: 0 padding, 1 start, 2 out of vocabulary

@@ -18,11 +18,11 @@ from ..data.windows import chronological_split, forecast_windows
 from .common import load_bundle, make_run_dir, recurrent_layer, save_bundle, to_jsonable
 
 
-def load_series(path=None, dataset=None, columns=None, target=None):
+def load_series(path=None, dataset=None, columns=None, target=None, encoding_errors="strict"):
     if dataset:
         values, names, times = load_dataset(dataset)
     elif path:
-        values, names, times = load_csv_series(path, columns)
+        values, names, times = load_csv_series(path, columns, encoding_errors)
     else:
         raise DataError("give a CSV file with --columns, or --dataset sunspots|co2")
     target = target or names[0]
@@ -51,8 +51,8 @@ def baselines(raw_target, starts, window, horizon, season):
 
 def train(path=None, dataset=None, columns=None, target=None, out=None, window=24, horizon=1, season=None,
           test_fraction=0.2, val_fraction=0.1, cell="lstm", units=32, epochs=30, batch_size=32,
-          learning_rate=0.005, seed=0, verbose=1, log=print):
-    values, names, t_idx, times = load_series(path, dataset, columns, target)
+          learning_rate=0.005, seed=0, encoding_errors="strict", verbose=1, log=print):
+    values, names, t_idx, times = load_series(path, dataset, columns, target, encoding_errors)
     season = season if season is not None else SEASONS.get(dataset)
     N = len(values)
     cut = chronological_split(N, test_fraction)                                # first test step

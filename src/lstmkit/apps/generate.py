@@ -24,7 +24,8 @@ from .sampling import sample_poem, sample_text
 from .stepper import Stepper
 
 
-def load_corpus(path=None, corpus=None, tang_path=TANG_PATH, max_chars=None, log=print):
+def load_corpus(path=None, corpus=None, tang_path=TANG_PATH, max_chars=None, log=print,
+                encoding_errors="strict"):
     """-> (text, name). corpus: None (read path), 'tang' or 'stdlib'."""
     if corpus == "tang":
         try:
@@ -44,7 +45,7 @@ def load_corpus(path=None, corpus=None, tang_path=TANG_PATH, max_chars=None, log
         raise DataError(f"unknown corpus {corpus!r}; expected 'tang' or 'stdlib'")
     if path is None:
         raise DataError("give a UTF-8 text file, or --corpus tang|stdlib")
-    text = read_text(path, what="UTF-8 text file")
+    text = read_text(path, errors=encoding_errors, what="UTF-8 text file")
     return (text[:max_chars] if max_chars else text), os.path.basename(os.fspath(path))
 
 
@@ -65,8 +66,9 @@ def build_model(vocab, seq_len, embed_dim, units, layers, cell, seed, lr, dropou
 def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_len=64, embed_dim=64,
           units=128, layers=1, cell="lstm", epochs=5, batch_size=32, learning_rate=0.003, val_fraction=0.1,
           max_chars=None, samples=3, sample_length=300, temperature=0.8, top_k=None, line_chars=5,
-          verses=4, dropout=0.0, patience=None, seed=0, tang_path=TANG_PATH, verbose=1, log=print):
-    text, name = load_corpus(path, corpus, tang_path, max_chars, log)
+          verses=4, dropout=0.0, patience=None, seed=0, tang_path=TANG_PATH, encoding_errors="strict",
+          verbose=1, log=print):
+    text, name = load_corpus(path, corpus, tang_path, max_chars, log, encoding_errors)
     if level == "char":
         tok = CharTokenizer(max_tokens=max_tokens)
     elif level == "word":

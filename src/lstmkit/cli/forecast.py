@@ -47,13 +47,16 @@ def _source(p):
     p.add_argument("--dataset", choices=sorted(DATASETS), default=None, help=DATASET_HELP)
     p.add_argument("--columns", type=comma_list, default=None, help="input columns, comma-separated")
     p.add_argument("--target", default=None, help="column to forecast (default: the first of --columns)")
+    p.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict",
+                   help="what to do with bytes that are not UTF-8: stop with an error, or replace them")
 
 
 def run_train(a):
     metrics, out = app.train(a.csv, a.dataset, a.columns, a.target, out=a.out, window=a.window,
                              horizon=a.horizon, season=a.season, test_fraction=a.test_fraction, cell=a.cell,
                              units=a.units, epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr,
-                             seed=a.seed, verbose=verbose(a), log=say)
+                             seed=a.seed, encoding_errors=a.encoding_errors, verbose=verbose(a),
+                             log=say)
     t = metrics["test"]
     say(f"test_rmse: {t['model']['rmse']:.4f} (last value: {t['last value']['rmse']:.4f})")
     say(f"outputs in {out}")

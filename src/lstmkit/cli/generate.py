@@ -22,6 +22,8 @@ def register(sub):
                    help="built-in corpus: Tang poems from fortunes-zh (falls back to stdlib if missing), "
                         "or Python's standard-library source")
     t.add_argument("--tang-path", default=TANG_PATH, help="where the fortunes-zh Tang poems live")
+    t.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict",
+                   help="what to do with bytes that are not UTF-8: stop with an error, or replace them")
     t.add_argument("--level", choices=("char", "word"), default="char", help="token unit")
     t.add_argument("--max-tokens", type=positive_int, default=None,
                    help="vocabulary cap (default: all characters; 10000 words)")
@@ -71,7 +73,7 @@ def run_train(a):
         embed_dim=a.embed_dim, units=a.units, layers=a.layers, cell=a.cell, epochs=a.epochs,
         batch_size=a.batch_size, learning_rate=a.lr, val_fraction=a.val_fraction, max_chars=a.max_chars,
         samples=a.samples, sample_length=a.length, temperature=a.temperature, top_k=a.top_k,
-        line_chars=a.line_chars, verses=a.verses, dropout=a.dropout, patience=a.patience, seed=a.seed, tang_path=a.tang_path,
+        line_chars=a.line_chars, verses=a.verses, dropout=a.dropout, patience=a.patience, seed=a.seed, tang_path=a.tang_path, encoding_errors=a.encoding_errors,
         verbose=verbose(a), log=say)
     unit = "character" if a.level == "char" else "word"
     say(f"val_loss: {metrics['val_loss']:.4f} nats/{unit}; bits_per_{unit}: {metrics['bits_per_' + unit]:.3f} "

@@ -1,5 +1,4 @@
 """`lstmkit inspect`: gate activations of a trained model over an input text."""
-import sys
 
 from ..apps import inspect as app
 from ..data.textfile import read_text
