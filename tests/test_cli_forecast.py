@@ -54,10 +54,10 @@ def test_univariate_train_and_predict(tmp_path):
 def test_multivariate_multistep(tmp_path):
     csv = write_series(tmp_path / "s.csv")
     r = run_cli("forecast", "train", csv, "--columns", "temp,load", "--target", "load", "--window", 8,
-                "--horizon", 3, "--epochs", 2, "--units", 8, "--out", tmp_path / "run", "--quiet")
+                "--horizon", 3, "--epochs", 2, "--units", 8, "--mode", "level", "--out", tmp_path / "run", "--quiet")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert m["horizon"] == 3 and m["target"] == "load"
+    assert m["horizon"] == 3 and m["target"] == "load" and m["mode"] == "level"
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert len(meta["scaler"]["mean"]) == 2
 
@@ -81,3 +81,15 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "txt.csv").write_text("temp\n1.0\n2.0\nwarm\n")
     one_line_error(run_cli("forecast", "train", tmp_path / "txt.csv", "--columns", "temp"),
                    "line 4", "expected a number", "'warm'")
+
+
+def test_relative_windows_round_trip():
+    from lstmkit.apps.forecast import from_relative, step_scale, to_relative
+    X = np.array([[[1.0, 10.0], [2.0, 12.0], [4.0, 13.0]]])                  # (1, 3, 2)
+    Y = np.array([[5.0, 7.0]])                                               # target column 0
+    dscale = np.array([2.0, 1.0])
+    Xr, Yr, anchor = to_relative(X, 0, dscale, Y)
+    assert Xr[0, -1].tolist() == [0.0, 0.0] and Xr[0, 0].tolist() == [-1.5, -3.0]
+    assert Yr.tolist() == [[0.5, 1.5]]
+    assert np.allclose(from_relative(Yr, anchor, dscale[0]), Y)
+    assert step_scale(np.array([[0.0], [1.0], [3.0]])).tolist() == [0.5]

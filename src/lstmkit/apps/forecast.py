@@ -31,6 +31,29 @@ def load_series(path=None, dataset=None, columns=None, target=None, encoding_err
     return values, names, names.index(target), times
 
 
+MODES = ("relative", "level")
+
+
+def step_scale(scaled_train):
+    """Typical one-step change of each (standardised) column over the training period."""
+    d = np.diff(scaled_train, axis=0).std(axis=0)                              # (F,)
+    return np.where(d > 0, d, 1.0)
+
+
+def to_relative(X, t_idx, dscale, Y=None):
+    """Make windows relative to their last step, in units of a typical step:
+    a trend then looks the same at any level, so the model never has to
+    extrapolate beyond the levels it saw in training (CO2 keeps rising)."""
+    anchor = X[:, -1, :]                                                       # (M, F)
+    Xr = (X - anchor[:, None, :]) / dscale                                     # (M, W, F)
+    Yr = None if Y is None else (Y - anchor[:, t_idx, None]) / dscale[t_idx]   # (M, H)
+    return Xr, Yr, anchor[:, t_idx]
+
+
+def from_relative(pred, anchor_t, dscale_t):
+    return pred * dscale_t + anchor_t[:, None]                                 # (M, H) standardised
+
+
 def errors(y_true, y_pred):
     d = np.asarray(y_pred) - np.asarray(y_true)
     return {"rmse": float(np.sqrt(np.mean(d ** 2))), "mae": float(np.mean(np.abs(d)))}
@@ -51,7 +74,9 @@ def baselines(raw_target, starts, window, horizon, season):
 
 def train(path=None, dataset=None, columns=None, target=None, out=None, window=24, horizon=1, season=None,
           test_fraction=0.2, val_fraction=0.1, cell="lstm", units=32, epochs=30, batch_size=32,
-          learning_rate=0.005, seed=0, encoding_errors="strict", verbose=1, log=print):
+          learning_rate=0.005, mode="relative", seed=0, encoding_errors="strict", verbose=1, log=print):
+    if mode not in MODES:
+        raise DataError(f"mode must be one of {MODES}; got {mode!r}")
     values, names, t_idx, times = load_series(path, dataset, columns, target, encoding_errors)
     season = season if season is not None else SEASONS.get(dataset)
     N = len(values)
@@ -62,6 +87,8 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
         X, Y = forecast_windows(scaled, scaled[:, t_idx], window, horizon)    # (M, W, F), (M, H)
     except ValueError as e:
         raise DataError(str(e)) from None
+    dscale = step_scale(scaled[:cut])
+    Xm, Ym, anchor = to_relative(X, t_idx, dscale, Y) if mode == "relative" else (X, Y, None)
     starts = np.arange(len(X))
     last_target = starts + window + horizon - 1
     first_target = starts + window
@@ -82,13 +109,17 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
     model = lk.Sequential([recurrent_layer(cell, units, input_shape=(window, len(names))),
                            lk.Dense(horizon)], seed=seed)
     model.compile(optimizer=lk.Adam(learning_rate, clipnorm=5.0), loss="mse")
-    hist = model.fit(X[tr], Y[tr], epochs=epochs, batch_size=batch_size, validation_data=(X[va], Y[va]),
+    hist = model.fit(Xm[tr], Ym[tr], epochs=epochs, batch_size=batch_size, validation_data=(Xm[va], Ym[va]),
                      verbose=verbose, seed=seed).history
     meta = {"app": "forecast", "columns": names, "target": names[t_idx], "window": window,
-            "horizon": horizon, "season": season, "scaler": scaler.to_dict(), "cell": cell}
+            "horizon": horizon, "season": season, "scaler": scaler.to_dict(), "cell": cell, "mode": mode,
+            "step_scale": dscale.tolist()}
     model_path = save_bundle(model, meta, out_dir)
 
-    pred = scaler.inverse_transform(model.predict(X[te], batch_size=256), column=t_idx)   # (M, H)
+    out_te = model.predict(Xm[te], batch_size=256)                              # (M, H)
+    if mode == "relative":
+        out_te = from_relative(out_te, anchor[te], dscale[t_idx])
+    pred = scaler.inverse_transform(out_te, column=t_idx)                      # (M, H) target units
     raw_target = values[:, t_idx]
     actual = scaler.inverse_transform(Y[te], column=t_idx)
     report = {"model": errors(actual, pred)}
@@ -106,7 +137,7 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
                       f"{names[t_idx]}: one step ahead on the test period", x=plot_x)
     plotting.history(hist, os.path.join(out_dir, "history.png"), "forecaster training (scaled MSE)")
     metrics = {"app": "forecast", "command": "train", "source": dataset or os.fspath(path),
-               "target": names[t_idx], "window": window, "horizon": horizon, "season": season,
+               "target": names[t_idx], "window": window, "horizon": horizon, "season": season, "mode": mode,
                "test": report, "history": hist, "model": model_path,
                "beats_last_value": report["model"]["rmse"] < report["last value"]["rmse"]}
     write_json(os.path.join(out_dir, "metrics.json"), to_jsonable(metrics))
@@ -124,7 +155,13 @@ def predict(model_path, path=None, dataset=None, out=None, log=print):
         raise DataError(f"the series has {len(values)} steps; the model reads windows of {W}")
     scaler = StandardScaler.from_dict(meta["scaler"])
     x = scaler.transform(values[-W:])[None]                                    # (1, W, F)
-    pred = scaler.inverse_transform(model.predict(x), column=t_idx)[0]          # (H,)
+    if meta.get("mode") == "relative":
+        dscale = np.asarray(meta["step_scale"])
+        xr, _, anchor = to_relative(x, t_idx, dscale)
+        out = from_relative(model.predict(xr), anchor, dscale[t_idx])
+    else:
+        out = model.predict(x)
+    pred = scaler.inverse_transform(out, column=t_idx)[0]                      # (H,)
     out_dir = make_run_dir("forecast-predict", out)
     write_text(os.path.join(out_dir, "forecast.csv"),
                "step," + meta["target"] + "\n" + "".join(f"{h + 1},{v:.6g}\n" for h, v in enumerate(pred)))

@@ -25,6 +25,9 @@ def register(sub):
     t.add_argument("--season", type=positive_int, default=None,
                    help="season length for the seasonal-naive baseline (default: 11 sunspots, 52 co2)")
     t.add_argument("--test-fraction", type=fraction, default=0.2, help="last part of the series for testing")
+    t.add_argument("--mode", choices=("relative", "level"), default="relative",
+                   help="relative: windows and targets as changes from the window's last value (handles "
+                        "trends); level: standardised values as they are")
     t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell")
     t.add_argument("--units", type=positive_int, default=32, help="recurrent units")
     t.add_argument("--epochs", type=positive_int, default=30, help="training epochs")
@@ -54,7 +57,7 @@ def _source(p):
 def run_train(a):
     metrics, out = app.train(a.csv, a.dataset, a.columns, a.target, out=a.out, window=a.window,
                              horizon=a.horizon, season=a.season, test_fraction=a.test_fraction, cell=a.cell,
-                             units=a.units, epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr,
+                             units=a.units, epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, mode=a.mode,
                              seed=a.seed, encoding_errors=a.encoding_errors, verbose=verbose(a),
                              log=say)
     t = metrics["test"]
