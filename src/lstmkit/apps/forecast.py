@@ -158,10 +158,10 @@ def predict(model_path, path=None, dataset=None, out=None, log=print):
     if meta.get("mode") == "relative":
         dscale = np.asarray(meta["step_scale"])
         xr, _, anchor = to_relative(x, t_idx, dscale)
-        out = from_relative(model.predict(xr), anchor, dscale[t_idx])
+        raw = from_relative(model.predict(xr), anchor, dscale[t_idx])
     else:
-        out = model.predict(x)
-    pred = scaler.inverse_transform(out, column=t_idx)[0]                      # (H,)
+        raw = model.predict(x)
+    pred = scaler.inverse_transform(raw, column=t_idx)[0]                      # (H,)
     out_dir = make_run_dir("forecast-predict", out)
     write_text(os.path.join(out_dir, "forecast.csv"),
                "step," + meta["target"] + "\n" + "".join(f"{h + 1},{v:.6g}\n" for h, v in enumerate(pred)))
