@@ -84,6 +84,10 @@ def test_eval_and_predict(trained, tmp_path):
     assert [row[0] for row in rows] == ["pos", "neg"]
     assert all(0.5 <= float(row[1]) <= 1.0 for row in rows)
     assert (tmp_path / "p" / "predictions.tsv").exists()
+    (tmp_path / "lines.txt").write_text("love love great\n\nhate awful\n", encoding="utf-8")
+    r = run_cli("classify", "predict", "--model", out, "--input", tmp_path / "lines.txt", "--out", tmp_path / "p2")
+    assert r.returncode == 0, r.stderr
+    assert [l.split("\t")[0] for l in r.stdout.splitlines()] == ["pos", "neg"]   # blank line skipped
 
 
 def test_multiclass_gru_bidirectional(tmp_path):

