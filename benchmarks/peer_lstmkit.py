@@ -1,0 +1,102 @@
+"""lstmkit side: the model API (lk.Sequential) where it exists, else the
+library's layers joined by lstmkit_glue. Engine "auto": the fast Numba kernels
+where lstmkit has them, else the NumPy reference engine; which one ran is
+recorded per case."""
+import numpy as np
+
+import lstmkit as lk
+from lstmkit.engines import get_engine
+
+CELL_NAMES = {"lstm": "lstm", "gru": "gru", "rnn": "simple_rnn"}
+LAYER_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}
+
+
+def engine_name(cell):
+    try:
+        return get_engine(CELL_NAMES[cell], "auto").__name__
+    except Exception as e:                      # cell not in this lstmkit yet
+        return f"unavailable ({e})"
+
+
+def has_model_api():
+    return all(hasattr(lk, n) for n in ("Sequential", "Embedding", "Dense"))
+
+
+def _set_rnn(layer, lw):
+    layer.set_weights({k: v for k, v in lw.items() if k in layer.params})
+
+
+def _set_by_shape(layer, arrays):
+    """Embedding and Dense: assign each param the given array of its shape."""
+    for name, p in layer.params.items():
+        match = [a for a in arrays if a.shape == p.shape]
+        if not match:
+            raise ValueError(f"no weight of shape {p.shape} for {layer.name}/{name}")
+        p[...] = match[0]
+
+
+class ModelNet:
+    """lk.Sequential([Embedding, RNN.., Dense]) compiled with Adam."""
+
+    def __init__(self, net, w):
+        rnn_cls = getattr(lk, LAYER_NAMES[net.cell])
+        rnns = [rnn_cls(net.units, return_sequences=net.per_step or i < net.layers - 1)
+                for i in range(net.layers)]
+        head = lk.Dense(net.out, activation="softmax" if net.per_step else "sigmoid")
+        self.model = lk.Sequential([lk.Embedding(net.vocab, net.embed), *rnns, head])
+        loss = "sparse_categorical_crossentropy" if net.per_step else "binary_crossentropy"
+        self.model.compile(optimizer="adam", loss=loss)
+        if hasattr(self.model, "build"):
+            self.model.build((None, None))
+        layers = self.model.layers
+        _set_by_shape(layers[0], [w["embedding"]])
+        for layer, lw in zip(rnns, w["rnn"]):
+            _set_rnn(layer, lw)
+        _set_by_shape(head, [w["dense"]["W"], w["dense"]["b"]])
+        for name in ("train_step", "train_on_batch"):
+            if hasattr(self.model, name):
+                self.train_step = getattr(self.model, name)
+                break
+        else:
+            raise AttributeError("Sequential has neither train_step nor train_on_batch")
+
+    def predict(self, x):
+        for name in ("predict_on_batch", "predict"):
+            if hasattr(self.model, name):
+                return getattr(self.model, name)(x)
+
+
+def build(net, w):
+    """-> (object with train_step(x, y) and predict(x), api name)."""
+    if has_model_api():
+        return ModelNet(net, w), "model"
+    from lstmkit_glue import GlueNet
+    return GlueNet(net, w), "layers+glue"
+
+
+def runner(case, w, x, y):
+    net = case.net
+    if case.kind == "step":
+        return _step_runner(case, w, x), "layer.step"
+    model, api = build(net, w)
+    if case.kind == "infer":
+        return (lambda: model.predict(x)), api
+    return (lambda: model.train_step(x, y)), api
+
+
+def _step_runner(case, w, x):
+    from lstmkit.layers import LSTM
+    layer = LSTM(case.net.units, input_dim=case.net.embed)
+    _set_rnn(layer, w["rnn"][0])
+    H = case.net.units
+    state = [(np.zeros((x.shape[0], H), np.float32), np.zeros((x.shape[0], H), np.float32))]
+
+    def step():
+        _, state[0] = layer.step(x, state[0])
+        return state[0]
+    return step
+
+
+def versions():
+    return {"lstmkit": lk.__version__, "api": "model" if has_model_api() else "layers+glue",
+            "engines": {c: engine_name(c) for c in CELL_NAMES}}
