@@ -43,24 +43,40 @@ def _flag(met):
     return {True: "yes", False: "NO", None: "-"}[met]
 
 
+def _others(e):
+    """Share of the CPU that other processes took while the case was timed."""
+    return "-" if e.get("others_cpu") is None else f"{100 * e['others_cpu']:.0f}%"
+
+
+BUSY = 0.10
+
+
+def busy(results):
+    return [e["id"] for e in results["cases"] if (e.get("others_cpu") or 0) > BUSY]
+
+
 def rows(results):
     out = [("workload", "unit", "lstmkit", "torch default", "torch flush-denormal",
-            "onnxruntime", "ratio", "target", "met")]
+            "onnxruntime", "ratio", "target", "met", "others")]
     for e in results["cases"]:
         fw = e["frameworks"]
         out.append((e["id"], e["unit"], *(_cell(fw.get(c)) for c in COLUMNS),
                     "-" if e["ratio"] is None else f"{e['ratio']:.2f}x",
-                    f">={e['target']:g}x", _flag(e["met"])))
+                    f">={e['target']:g}x", _flag(e["met"]), _others(e)))
     for e in results.get("memory", []):
         fw = e["frameworks"]
         out.append((f"{e['case']} peak memory", "MB", _cell(fw.get("lstmkit"), "train_peak_mb"),
                     _cell(fw.get("torch"), "train_peak_mb"), "-", "-",
-                    "-" if e["ratio"] is None else f"{e['ratio']:.2f}x", "<= torch", _flag(e["met"])))
+                    "-" if e["ratio"] is None else f"{e['ratio']:.2f}x", "<= torch", _flag(e["met"]), "-"))
     return out
 
 
 def notes(results):
     lines = []
+    b = busy(results)
+    if b:
+        lines.append(f"WARNING: other processes took over {100 * BUSY:.0f}% of the CPU during "
+                     f"{len(b)} case(s): {', '.join(b)}; their timings are unreliable")
     peak = results.get("sgemm", {}).get("gflops")
     for e in results["cases"]:
         g = e.get("gflops")

@@ -14,6 +14,7 @@ import envsetup  # noqa: E402  (must come before numpy, torch, numba)
 ENV = envsetup.apply()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -24,6 +25,7 @@ import numpy as np  # noqa: E402
 
 import data  # noqa: E402
 import peak  # noqa: E402
+import quiet  # noqa: E402
 import report  # noqa: E402
 import timing  # noqa: E402
 import weights  # noqa: E402
@@ -57,10 +59,18 @@ def run_case(case, peers, args):
     entry = {"id": case.id, "workload": case.workload, "kind": case.kind, "unit": case.unit,
              "target": case.target, "batch": case.batch, "length": case.length,
              "net": vars(case.net), "frameworks": {}}
+    if args.wait_quiet:
+        entry["others_before"] = quiet.wait_quiet(args.wait_quiet)
     lk, torch_peer, ort_peer = peers["lstmkit"], peers["torch"], peers["onnxruntime"]
-    plan = [("lstmkit", lk, None), ("torch_default", torch_peer, False),
-            ("torch_flush_denormal", torch_peer, True), ("onnxruntime", ort_peer, None)]
-    for name, mod, fd in plan:
+    plain = contextlib.nullcontext
+    if torch_peer is not None:                      # the others never run with denormals flushed
+        torch_peer.torch.set_flush_denormal(False)
+    plan = [("lstmkit", lk, plain), ("torch_default", torch_peer, plain),
+            ("torch_flush_denormal", torch_peer,
+             (lambda: torch_peer.flush_denormal(True)) if torch_peer else plain),
+            ("onnxruntime", ort_peer, plain)]
+    runners = {}
+    for name, mod, context in plan:
         if mod is None:
             entry["frameworks"][name] = {"error": peers["errors"].get(name, "not available")}
             continue
@@ -68,19 +78,14 @@ def run_case(case, peers, args):
             fn = mod.runner(case, w, x, y)
             if isinstance(fn, tuple):
                 fn, entry[f"{name}_api"] = fn
-            if fn is None:
-                continue                            # this peer has no such measurement
-            if fd is None:
-                if torch_peer is not None:
-                    torch_peer.torch.set_flush_denormal(False)
-                res = timing.measure(fn, repeats, warmup, case.inner, scale)
-            else:
-                with torch_peer.flush_denormal(fd):
-                    res = timing.measure(fn, repeats, warmup, case.inner, scale)
-            entry["frameworks"][name] = res
+            if fn is not None:                      # None: this peer has no such measurement
+                runners[name] = (fn, context)
         except Exception as e:
             entry["frameworks"][name] = _err(e)
-        d = entry["frameworks"].get(name, {})
+    meter = quiet.Meter()
+    entry["frameworks"].update(timing.measure_interleaved(runners, repeats, warmup, case.inner, scale))
+    entry["others_cpu"] = meter.others()        # share of the CPU other processes took meanwhile
+    for name, d in entry["frameworks"].items():
         log(f"  {case.id:22s} {name:22s} " + (f"{d['median']:.4g} {case.unit}" if "median" in d
                                                  else d.get("error", "")))
     if lk is not None:
@@ -128,6 +133,8 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="comma list of workloads or case ids, e.g. A,C or B-lstm-infer")
     ap.add_argument("--tiny", action="store_true", help="miniature shapes (smoke test)")
     ap.add_argument("--repeats", type=int, default=0, help="override the repeats of every case")
+    ap.add_argument("--wait-quiet", type=float, default=20.0,
+                    help="seconds to wait, before each case, for other processes to leave the CPU (0: no wait)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for latest.json/.md")
     args = ap.parse_args(argv)

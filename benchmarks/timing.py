@@ -33,3 +33,41 @@ def measure(fn, repeats, warmup=2, inner=1, scale=1e3):
         if enabled:
             gc.enable()
     return stats(samples)
+
+
+def measure_interleaved(runners, repeats, warmup=2, inner=1, scale=1e3):
+    """Time several frameworks on the same case, taking turns: each repeat
+    times every runner once (the order rotating from repeat to repeat), so a
+    change in the machine's load hits all of them alike.
+
+    runners: {name: (fn, context)} where context() gives a context manager
+    entered around each of that runner's warm-up calls and samples.
+    Returns {name: stats or {"error": ...}}."""
+    out, live = {}, []
+    for name, (fn, context) in runners.items():
+        try:
+            with context():
+                for _ in range(warmup):
+                    fn()
+            live.append(name)
+        except Exception as e:
+            out[name] = {"error": f"{type(e).__name__}: {e}"[:400]}
+    samples = {name: [] for name in live}
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(repeats):
+            for k in range(len(live)):
+                name = live[(r + k) % len(live)]
+                fn, context = runners[name]
+                with context():
+                    t0 = time.perf_counter()
+                    for _ in range(inner):
+                        fn()
+                    samples[name].append((time.perf_counter() - t0) / inner * scale)
+    finally:
+        if enabled:
+            gc.enable()
+    out.update({name: stats(s) for name, s in samples.items()})
+    return out
