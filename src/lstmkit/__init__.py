@@ -1,2 +1,19 @@
-"""lstmkit: recurrent neural networks from first principles."""
+"""lstmkit: recurrent neural networks from first principles.
+
+    import lstmkit as lk
+    model = lk.Sequential([lk.Embedding(10000, 32, input_length=500), lk.LSTM(32),
+                           lk.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+"""
 __version__ = "0.1.0"
+
+from . import callbacks, initializers, losses, metrics, optimizers, schedules
+from .layers import (Layer, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Embedding, Dense, Dropout,
+                     Flatten)
+from .models import Sequential, save_model, load_model
+from .optimizers import SGD, Adam, RMSprop
+from .losses import (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                     MeanSquaredError, MeanAbsoluteError)
+from .callbacks import (Callback, History, EarlyStopping, ModelCheckpoint, CSVLogger,
+                        LearningRateScheduler)
+from .schedules import StepDecay, ExponentialDecay, CosineDecay

@@ -3,3 +3,7 @@ from .base import Layer, LAYER_REGISTRY, layer_from_config, serialize_layer
 from .recurrent import RNNLayer, SimpleRNN, LSTM, GRU
 from .bidirectional import Bidirectional
 from .stack import RNNStack
+from .embedding import Embedding
+from .dense import Dense
+from .dropout import Dropout
+from .flatten import Flatten

@@ -5,6 +5,8 @@ backward). ``forward(x, training=False, mask=None)`` returns the output and
 remembers what backward needs; ``backward(dout)`` fills ``grads`` and returns
 the gradient for the input. ``get_config()`` plus the weights rebuild it.
 """
+import re
+
 import numpy as np
 
 LAYER_REGISTRY = {}
@@ -33,7 +35,9 @@ class Layer:
     _counters = {}
 
     def _auto_name(self):
-        base = "".join("_" + ch.lower() if ch.isupper() else ch for ch in type(self).__name__).lstrip("_")
+        # CamelCase to snake_case keeping acronyms whole, as Keras names layers: LSTM -> lstm,
+        # SimpleRNN -> simple_rnn, RNNStack -> rnn_stack
+        base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(self).__name__).lower()
         n = Layer._counters.get(base, 0)
         Layer._counters[base] = n + 1
         return base if n == 0 else f"{base}_{n}"

@@ -88,7 +88,9 @@ class Bidirectional(Container):
             out = 0.5 * (out_f + out_b)
         return [out, *states] if self.return_state else out
 
-    def backward(self, dout):
+    def backward(self, dout, dstate=None):
+        """dstate (optional): (forward_layer's, backward_layer's) final-state gradients."""
+        dstate_f, dstate_b = (None, None) if dstate is None else dstate
         dstates = []
         if self.return_state:
             dout, *dstates = dout
@@ -108,7 +110,7 @@ class Bidirectional(Container):
         if self.return_state:
             d_f = [d_f, *dstates[:n]]
             d_b = [d_b, *dstates[n:]]
-        dx = self.forward_layer.backward(d_f) + self.backward_layer.backward(d_b)
+        dx = self.forward_layer.backward(d_f, dstate_f) + self.backward_layer.backward(d_b, dstate_b)
         self.initial_state_grad = (self.forward_layer.initial_state_grad,
                                    self.backward_layer.initial_state_grad)
         return dx

@@ -170,14 +170,18 @@ class RNNLayer(Layer):
             return [out, *state]
         return out
 
-    def backward(self, dout):
+    def backward(self, dout, dstate=None):
+        """dstate (optional): gradients for final_state, one per state (None = 0),
+        added to those given through return_state."""
         if self._cache is None:
             raise RuntimeError(f"backward() called on layer {self.name!r} before forward()")
         engine, cache, input_drop, hs_shape = self._cache
+        extra = [None] * len(self.state_names) if dstate is None else list(dstate)
         dstate = [None] * len(self.state_names)
         if self.return_state:
             dout, *ds = dout
             dstate = list(ds)
+        dstate = [a if b is None else (b if a is None else a + b) for a, b in zip(dstate, extra)]
         dhs = None
         if self.return_sequences:
             dhs = np.ascontiguousarray(dout[:, ::-1] if self.go_backwards else dout, dtype=self.dtype)

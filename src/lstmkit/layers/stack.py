@@ -48,9 +48,14 @@ class RNNStack(Container):
         self.final_state = [l.final_state for l in self.layers]
         return x
 
-    def backward(self, dout):
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
+    def backward(self, dout, dstate=None):
+        """dstate (optional): one entry per layer, shaped like final_state (None = 0)."""
+        if dstate is None:
+            dstate = [None] * len(self.layers)
+        if len(dstate) != len(self.layers):
+            raise ValueError(f"dstate must have one entry per layer ({len(self.layers)}); got {len(dstate)}")
+        for layer, ds in zip(reversed(self.layers), reversed(dstate)):
+            dout = layer.backward(dout, ds)
         self.initial_state_grad = [l.initial_state_grad for l in self.layers]
         return dout
 

@@ -1,0 +1,242 @@
+"""Losses. Each computes one loss value per item -- per sample (B,), or per
+time step (B, T) for sequence outputs -- in ``per_item`` and its gradient in
+``per_item_backward`` right below; the base class reduces the items to one
+number (weighted by sample weights and a time mask) and routes the gradient.
+
+Reductions. Per-sample items: sum_i w_i l_i / B (Keras's mean over the batch).
+Per-time-step items (B, T), with mask m:
+    "mean"           sum_{i,t} w_i m_it l_it / sum m_it    (average over real steps)
+    "sum_over_time"  sum_{i,t} w_i m_it l_it / B           (the seeds' E = sum_t E_t, per sequence)
+
+Cross-entropies work from logits when they can: with from_logits=True, or
+when the model fuses them with its final sigmoid/softmax Dense. Then the loss
+is written with log-sum-exp (never log(0)) and the gradient is p - y exactly.
+"""
+import numpy as np
+
+EPSILON = 1e-7                      # clip for probabilities given as input, as Keras does
+REDUCTIONS = ("mean", "sum_over_time")
+
+
+def sigmoid(z):
+    return 0.5 * np.tanh(0.5 * z) + 0.5
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(z):
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Loss:
+    name = None
+    fusable_activation = None          # the final activation whose logits this loss can take
+
+    def __init__(self, from_logits=False, reduction="mean"):
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+        self.from_logits = bool(from_logits)
+        self.reduction = reduction
+        self.y_prob = None             # the predictions as probabilities, for metrics
+
+    def __call__(self, y_pred, y_true, sample_weight=None, mask=None):
+        return self.forward(y_pred, y_true, sample_weight, mask)
+
+    def align(self, y_pred, y_true):
+        """y_true as the shape per_item expects; (B,) targets meet a (B, 1) output."""
+        y_true = np.asarray(y_true)
+        if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1:
+            y_true = y_true[..., None]
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"{self.name}: y_true has shape {y_true.shape} but the predictions have "
+                             f"shape {y_pred.shape}")
+        return y_true.astype(y_pred.dtype, copy=False)
+
+    def forward(self, y_pred, y_true, sample_weight=None, mask=None, from_logits=None):
+        y_pred = np.asarray(y_pred)
+        if y_pred.dtype.kind != "f":
+            y_pred = y_pred.astype(np.float64)
+        from_logits = self.from_logits if from_logits is None else from_logits
+        y_true = self.align(y_pred, y_true)
+        items = self.per_item(y_pred, y_true, from_logits)                        # (B,) or (B, T)
+        B = items.shape[0]
+        w = np.ones(items.shape, y_pred.dtype)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, y_pred.dtype)
+            if sw.shape not in ((B,), items.shape):
+                raise ValueError(f"sample_weight must have shape ({B},) or {items.shape}; got {sw.shape}")
+            w = w * (sw if sw.shape == items.shape else sw.reshape((B,) + (1,) * (items.ndim - 1)))
+        if mask is not None and items.ndim > 1:
+            m = np.asarray(mask)
+            if m.shape != items.shape:
+                raise ValueError(f"mask must have shape {items.shape}; got {m.shape}")
+            w = w * m
+            count = max(float(m.sum()), 1.0)
+        else:
+            count = float(items.size)
+        denom = B if (items.ndim == 1 or self.reduction == "sum_over_time") else count
+        self._dl = w / denom                                                      # d loss / d item
+        return float((w * items).sum() / denom)
+
+    def backward(self):
+        """Gradient of the last forward's loss with respect to its y_pred (or the logits)."""
+        return self.per_item_backward(self._dl)
+
+    def get_config(self):
+        return {"from_logits": self.from_logits, "reduction": self.reduction}
+
+
+class BinaryCrossentropy(Loss):
+    """l = -mean_k [y log p + (1 - y) log(1 - p)], p = sigmoid(z)."""
+    name, fusable_activation = "binary_crossentropy", "sigmoid"
+
+    def per_item(self, y_pred, y, from_logits):
+        K = y_pred.shape[-1]
+        if from_logits:
+            z = y_pred
+            p = sigmoid(z)
+            # log(1 + exp(-|z|)) + max(z, 0) - z y: the same value, written so exp never overflows
+            elem = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+            self._cache = (from_logits, p, y, None, K)
+        else:
+            p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+            elem = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+            inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)      # the clip passes no gradient
+            self._cache = (from_logits, p, y, inside, K)
+        self.y_prob = p if from_logits else y_pred
+        return elem.mean(axis=-1)
+
+    def per_item_backward(self, dl):
+        from_logits, p, y, inside, K = self._cache
+        dl = dl[..., None] / K
+        if from_logits:
+            return dl * (p - y)                                         # d/dz = p - y
+        return dl * (-y / p + (1 - y) / (1 - p)) * inside
+
+
+class CategoricalCrossentropy(Loss):
+    """l = -sum_c y_c log p_c, p = softmax(z); y one-hot (or any distribution)."""
+    name, fusable_activation = "categorical_crossentropy", "softmax"
+
+    def per_item(self, y_pred, y, from_logits):
+        if from_logits:
+            logp = log_softmax(y_pred)                                  # (..., C)
+            p = np.exp(logp)
+            self._cache = (from_logits, p, y, None)
+            self.y_prob = p
+            return -(y * logp).sum(axis=-1)
+        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+        self._cache = (from_logits, p, y, (y_pred > EPSILON) & (y_pred < 1 - EPSILON))
+        self.y_prob = y_pred
+        return -(y * np.log(p)).sum(axis=-1)
+
+    def per_item_backward(self, dl):
+        from_logits, p, y, inside = self._cache
+        dl = dl[..., None]
+        if from_logits:
+            return dl * (p * y.sum(axis=-1, keepdims=True) - y)        # = p - y for a one-hot y
+        return dl * (-y / p) * inside
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Categorical cross-entropy with integer class ids: y (B,) or (B, T), predictions (..., C)."""
+    name, fusable_activation = "sparse_categorical_crossentropy", "softmax"
+
+    def align(self, y_pred, y_true):
+        y = np.asarray(y_true)
+        if y.ndim == y_pred.ndim and y.shape[-1] == 1:
+            y = y[..., 0]
+        if y.shape != y_pred.shape[:-1]:
+            raise ValueError(f"{self.name}: y_true (class ids) must have shape {y_pred.shape[:-1]} for "
+                             f"predictions of shape {y_pred.shape}; got {y.shape}")
+        if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+            raise TypeError(f"{self.name}: y_true must hold integer class ids; got non-integer values")
+        y = y.astype(np.int64)
+        C = y_pred.shape[-1]
+        if y.size and (y.min() < 0 or y.max() >= C):
+            raise ValueError(f"{self.name}: class id {int(y.max()) if y.max() >= C else int(y.min())} "
+                             f"out of range for {C} classes (ids must lie in [0, {C - 1}])")
+        return y
+
+    def per_item(self, y_pred, y, from_logits):
+        idx = y[..., None]                                              # (..., 1)
+        if from_logits:
+            logp = log_softmax(y_pred)
+            p = np.exp(logp)
+            self._cache = (from_logits, p, idx, None)
+            self.y_prob = p
+            return -np.take_along_axis(logp, idx, axis=-1)[..., 0]
+        p_true = np.take_along_axis(y_pred, idx, axis=-1)[..., 0]
+        self._cache = (from_logits, y_pred, idx, p_true)
+        self.y_prob = y_pred
+        return -np.log(np.clip(p_true, EPSILON, 1 - EPSILON))
+
+    def per_item_backward(self, dl):
+        from_logits, p, idx, p_true = self._cache
+        if from_logits:
+            g = p.copy()
+            np.put_along_axis(g, idx, np.take_along_axis(g, idx, axis=-1) - 1, axis=-1)  # p - onehot(y)
+            return dl[..., None] * g
+        g = np.zeros_like(p)
+        inside = (p_true > EPSILON) & (p_true < 1 - EPSILON)
+        d_true = np.where(inside, -1.0 / np.clip(p_true, EPSILON, None), 0.0)
+        np.put_along_axis(g, idx, (dl * d_true)[..., None].astype(p.dtype), axis=-1)
+        return g
+
+
+class MeanSquaredError(Loss):
+    """l = mean_k (p - y)^2"""
+    name = "mean_squared_error"
+
+    def per_item(self, y_pred, y, from_logits):
+        self._cache = (y_pred - y, y_pred.shape[-1])
+        self.y_prob = y_pred
+        return (self._cache[0] ** 2).mean(axis=-1)
+
+    def per_item_backward(self, dl):
+        diff, K = self._cache
+        return dl[..., None] * 2.0 * diff / K
+
+
+class MeanAbsoluteError(Loss):
+    """l = mean_k |p - y|"""
+    name = "mean_absolute_error"
+
+    def per_item(self, y_pred, y, from_logits):
+        self._cache = (y_pred - y, y_pred.shape[-1])
+        self.y_prob = y_pred
+        return np.abs(self._cache[0]).mean(axis=-1)
+
+    def per_item_backward(self, dl):
+        diff, K = self._cache
+        return dl[..., None] * np.sign(diff) / K
+
+
+LOSSES = {"binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
+          "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+          "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+          "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError}
+
+
+def get(loss):
+    """A loss from its name ("binary_crossentropy", "mse", ...) or a Loss object."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str) and loss in LOSSES:
+        return LOSSES[loss]()
+    raise ValueError(f"loss must be a Loss object or one of {sorted(LOSSES)}; got {loss!r}")
+
+
+def serialize(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(spec):
+    classes = {cls.__name__: cls for cls in set(LOSSES.values())}
+    if spec["class_name"] not in classes:
+        raise ValueError(f"unknown loss class {spec['class_name']!r}; known: {sorted(classes)}")
+    return classes[spec["class_name"]](**spec["config"])

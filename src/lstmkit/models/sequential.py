@@ -1,0 +1,208 @@
+"""Sequential: a list of layers, each feeding the next; the time mask made by an
+Embedding(mask_zero=True) travels along with the data via compute_mask.
+
+The model is itself a layer (a Container): its params and grads are the
+layers' arrays under "<layer name>/<param>", the names used in saved files.
+Training, evaluation and prediction live in models/training.py and only use
+forward, backward, params and grads.
+"""
+import numpy as np
+
+from .. import losses, metrics as metrics_mod, optimizers
+from ..layers.base import register, serialize_layer, layer_from_config, Layer
+from ..layers.container import Container
+from . import training
+
+
+def _fmt_shape(shape):
+    if isinstance(shape, list):
+        return ", ".join(_fmt_shape(s) for s in shape)
+    return "(" + ", ".join("None" if d is None else str(d) for d in (None,) + tuple(shape)) + \
+        ("," if len(shape) == 0 else "") + ")"
+
+
+def _seed_layer(layer, seed):
+    """Give a layer without a seed (and its sub-layers) one derived from the model's
+    seed, rebuilding it if it already drew its weights."""
+    if isinstance(layer, Container):
+        for j, (_, sub) in enumerate(layer.sublayers()):
+            _seed_layer(sub, seed * 31 + j + 1)
+    if layer.seed is None:
+        layer.seed = seed
+        if layer.built and not isinstance(layer, Container):
+            layer.build(layer.input_shape)
+
+
+@register
+class Sequential(Container):
+    supports_masking = True
+
+    def __init__(self, layers=None, name=None, seed=None, **kwargs):
+        super().__init__(name=name, seed=seed, **kwargs)
+        self.layers = []
+        self.optimizer = self.loss = None
+        self.metrics = []
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self.output_mask = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def sublayers(self):
+        return [(layer.name, layer) for layer in self.layers]
+
+    # ---- building ------------------------------------------------------------------
+    def add(self, layer):
+        if isinstance(layer, dict):
+            layer = layer_from_config(layer)
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a Layer; got {type(layer).__name__}")
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"layers of a Sequential have one output; layer {layer.name!r} has "
+                             f"return_state=True")
+        if layer.name in {l.name for l in self.layers}:
+            raise ValueError(f"layer name {layer.name!r} is used twice in model {self.name!r}; "
+                             f"names key the saved weights")
+        if self.seed is not None:
+            _seed_layer(layer, self.seed * 1000 + len(self.layers))
+        self.layers.append(layer)
+        self.built = False
+        first = self.layers[0]
+        if first.built and first.input_shape is not None:
+            self.build(first.input_shape)           # eager: shapes known from input_length/input_shape
+
+    def build(self, input_shape):
+        """Build every layer from the input shape (without the batch axis)."""
+        shape = tuple(input_shape)
+        self.input_shape = shape
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.compute_output_shape(input_shape)
+        return input_shape
+
+    # ---- forward and backward ------------------------------------------------------
+    @property
+    def head_activation(self):
+        """The final layer's activation if the backward pass can start from its logits."""
+        last = self.layers[-1] if self.layers else None
+        return getattr(last, "activation", None) if hasattr(last, "backward_logits") else None
+
+    def forward(self, x, training=False, mask=None, return_logits=False):
+        """Run every layer. return_logits=True returns the final layer's pre-activation.
+        The mask of the output, if any, is left in self.output_mask."""
+        if not self.layers:
+            raise ValueError(f"model {self.name!r} has no layers; add some first")
+        if not self.built:
+            self.build(np.shape(x)[1:])
+        for layer in self.layers:
+            out = layer.forward(x, training=training, mask=mask)
+            mask = layer.compute_mask(x, mask)
+            x = out
+        self.output_mask = mask
+        if return_logits:
+            if self.head_activation is None:
+                raise ValueError(f"return_logits=True needs a final layer with backward_logits "
+                                 f"(a Dense); got {type(self.layers[-1]).__name__}")
+            return self.layers[-1].logits
+        return x
+
+    def backward(self, dout, from_logits=False):
+        """Backpropagate dout (the gradient for the output, or for the final
+        logits with from_logits=True) through every layer; returns the input's gradient."""
+        layers = self.layers
+        if from_logits:
+            dout = layers[-1].backward_logits(dout)
+            layers = layers[:-1]
+        for layer in reversed(layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training=training)
+
+    # ---- weights -------------------------------------------------------------------
+    def trainable_params(self):
+        return {f"{l.name}/{k}": v for l in self.layers if l.trainable for k, v in l.params.items()}
+
+    def trainable_grads(self):
+        return {f"{l.name}/{k}": v for l in self.layers if l.trainable for k, v in l.grads.items()}
+
+    def get_weights(self):
+        return {k: v.copy() for k, v in self.params.items()}
+
+    # ---- compile, fit, evaluate, predict -------------------------------------------
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='binary_crossentropy'; got loss=None")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        self.metrics = [metrics_mod.get(m, self.loss.name) for m in (metrics or [])]
+        self._metric_specs = list(metrics or [])
+        self.compiled = True
+
+    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
+            initial_epoch=0, seed=None):
+        return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                            callbacks=callbacks, validation_split=validation_split,
+                            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                            sample_weight=sample_weight, initial_epoch=initial_epoch, seed=seed)
+
+    def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
+        logs = training.evaluate(self, x, y, batch_size=batch_size, sample_weight=sample_weight,
+                                 verbose=verbose)
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+    def predict(self, x, batch_size=32, verbose=0):
+        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
+
+    def save(self, path):
+        from .saving import save_model
+        save_model(self, path)
+
+    # ---- description ---------------------------------------------------------------
+    def summary(self, print_fn=print, line_length=65):
+        if not self.built:
+            raise ValueError(f"model {self.name!r} is not built yet, so its shapes are unknown: give "
+                             f"the first layer input_length/input_shape, or call build() or fit() first")
+        widths = (28, 26, line_length - 54)
+        row = lambda cells: "".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+        lines = [f'Model: "{self.name}"', "_" * line_length,
+                 row(["Layer (type)", "Output Shape", "Param #"]), "=" * line_length]
+        shape = self.input_shape
+        for i, layer in enumerate(self.layers):
+            shape = layer.compute_output_shape(shape)
+            lines.append(row([f"{layer.name} ({type(layer).__name__})", _fmt_shape(shape),
+                              f"{layer.count_params():,}"]))
+            lines.append(("_" if i < len(self.layers) - 1 else "=") * line_length)
+        total = sum(l.count_params() for l in self.layers)
+        trainable = sum(l.count_params() for l in self.layers if l.trainable)
+        lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {total - trainable:,}", "_" * line_length]
+        print_fn("\n".join(lines))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["layers"] = [serialize_layer(l) for l in self.layers]
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        layers = [layer_from_config(s) for s in config.pop("layers")]
+        return cls(layers=layers, **config)
+
+    def compile_config(self):
+        if not self.compiled:
+            return None
+        return {"optimizer": optimizers.serialize(self.optimizer), "loss": losses.serialize(self.loss),
+                "metrics": [m if isinstance(m, str) else m.name for m in self._metric_specs]}

@@ -1,0 +1,207 @@
+"""The training loop: mini-batches, forward, loss, backward, optimizer step,
+metrics, validation, callbacks, a tqdm bar per epoch.
+
+It knows nothing of specific layers. It asks the model for forward(x,
+training, return_logits), backward(dout, from_logits), trainable_params(),
+trainable_grads() and output_mask; when the model's final activation is the
+one the loss can fuse with (sigmoid with binary cross-entropy, softmax with
+the categorical ones) it asks for logits, so the loss gets p - y exactly.
+"""
+import sys
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..callbacks import History
+
+
+def _check_compiled(model):
+    if not getattr(model, "compiled", False):
+        raise RuntimeError(f"model {model.name!r} must be compiled before training or evaluation: "
+                           f"call model.compile(optimizer=..., loss=...) first")
+
+
+def _check_xy(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"x and y must be arrays with a sample axis; got shapes {x.shape} and {y.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must hold the same number of samples; got len(x)={len(x)} "
+                         f"and len(y)={len(y)}")
+    if len(x) == 0:
+        raise ValueError("x and y are empty; nothing to train on")
+    return x, y
+
+
+def _fuse(model, loss):
+    """Whether to run the loss on the final layer's logits."""
+    return (not loss.from_logits and loss.fusable_activation is not None
+            and model.head_activation == loss.fusable_activation)
+
+
+def _class_weights(y, class_weight):
+    """One weight per sample from {class id: weight}; y holds class ids, 0/1 labels or one-hot rows."""
+    y = np.asarray(y)
+    if y.ndim >= 2 and y.shape[-1] > 1:
+        labels = y.argmax(-1)
+    else:
+        labels = np.round(y.reshape(len(y), -1)[:, 0]) if y.ndim > 1 else np.round(y)
+    labels = labels.astype(np.int64)
+    if labels.ndim > 1:
+        raise ValueError("class_weight works on one label per sample; use sample_weight for sequences")
+    missing = sorted(set(np.unique(labels).tolist()) - set(int(k) for k in class_weight))
+    if missing:
+        raise ValueError(f"class_weight has no weight for classes {missing}; it has {sorted(class_weight)}")
+    table = {int(k): float(v) for k, v in class_weight.items()}
+    return np.array([table[int(c)] for c in labels], np.float64)
+
+
+def _step_logs(model, loss_sum, seen, prefix=""):
+    logs = {prefix + "loss": loss_sum / seen}
+    for m in model.metrics:
+        logs[prefix + m.name] = m.result()
+    return logs
+
+
+def train_batch(model, xb, yb, swb=None):
+    """One update: forward, loss, backward, optimizer step. Returns the batch loss."""
+    loss = model.loss
+    fused = _fuse(model, loss)
+    out = model.forward(xb, training=True, return_logits=fused)
+    value = loss.forward(out, yb, sample_weight=swb, mask=model.output_mask,
+                         from_logits=fused or loss.from_logits)
+    model.backward(loss.backward(), from_logits=fused)
+    model.optimizer.apply(model.trainable_params(), model.trainable_grads())
+    for m in model.metrics:
+        m.update(loss.y_prob, yb, model.output_mask)
+    return value
+
+
+def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+        seed=None):
+    _check_compiled(model)
+    x, y = _check_xy(x, y)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
+    sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    if len(sw) != len(x):
+        raise ValueError(f"sample_weight must have one weight per sample ({len(x)}); got {len(sw)}")
+    if class_weight is not None:
+        sw = sw * (_class_weights(y, class_weight).reshape((-1,) + (1,) * (sw.ndim - 1)))
+    weighted = sample_weight is not None or class_weight is not None
+
+    if validation_data is not None:
+        if len(validation_data) != 2:
+            raise ValueError("validation_data must be (x_val, y_val); got "
+                             f"{len(validation_data)} items")
+        x_val, y_val = _check_xy(*validation_data)
+    elif validation_split:
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1); got {validation_split!r}")
+        # the last fraction, before any shuffling, as Keras does
+        split_at = int(len(x) * (1.0 - validation_split))
+        if split_at == 0 or split_at == len(x):
+            raise ValueError(f"validation_split={validation_split} leaves no training or no validation "
+                             f"samples out of {len(x)}")
+        x, x_val, y, y_val, sw = x[:split_at], x[split_at:], y[:split_at], y[split_at:], sw[:split_at]
+    else:
+        x_val = y_val = None
+
+    if seed is None:
+        seed = model.seed
+    rng = np.random.default_rng(seed)
+    if seed is not None:
+        # training noise (dropout masks) from the same seed, so a run repeats exactly
+        for k, layer in enumerate(_all_layers(model)):
+            if hasattr(layer, "_dropout_rng"):
+                layer._dropout_rng = np.random.default_rng([seed, k])
+
+    history = History()
+    cbs = [history] + list(callbacks or [])
+    for cb in cbs:
+        cb.set_model(model)
+    model.history = history
+    model.stop_training = False
+    for cb in cbs:
+        cb.on_train_begin()
+
+    n = len(x)
+    n_batches = (n + batch_size - 1) // batch_size
+    for epoch in range(initial_epoch, epochs):
+        for cb in cbs:
+            cb.on_epoch_begin(epoch)
+        for m in model.metrics:
+            m.reset()
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
+                   disable=verbose != 1, unit="batch", dynamic_ncols=True, leave=True)
+        loss_sum, seen = 0.0, 0
+        for b in range(n_batches):
+            idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
+            value = train_batch(model, x[idx], y[idx], sw[idx] if weighted else None)
+            if not np.isfinite(value):
+                bar.close()
+                raise FloatingPointError(f"the loss became {value} at epoch {epoch + 1}, batch {b + 1} of "
+                                         f"{n_batches}; try a lower learning rate or clipnorm")
+            loss_sum += value * len(idx)
+            seen += len(idx)
+            logs = _step_logs(model, loss_sum, seen)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+            bar.update(1)
+            for cb in cbs:
+                cb.on_batch_end(b, {"loss": value})
+        logs = _step_logs(model, loss_sum, seen)
+        if x_val is not None:
+            logs.update(evaluate(model, x_val, y_val, batch_size=batch_size, prefix="val_"))
+        bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
+        bar.close()
+        if verbose == 2:
+            print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()),
+                  file=sys.stderr)
+        for cb in cbs:
+            cb.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for cb in cbs:
+        cb.on_train_end()
+    return history
+
+
+def _all_layers(layer):
+    out = [layer]
+    for _, sub in (layer.sublayers() if hasattr(layer, "sublayers") else []):
+        out += _all_layers(sub)
+    return out
+
+
+def evaluate(model, x, y, batch_size=32, sample_weight=None, verbose=0, prefix=""):
+    """The loss (mean over samples, weighted as in training) and metrics over (x, y)."""
+    _check_compiled(model)
+    x, y = _check_xy(x, y)
+    loss = model.loss
+    fused = _fuse(model, loss)
+    for m in model.metrics:
+        m.reset()
+    loss_sum, seen = 0.0, 0
+    for b in tqdm(range(0, len(x), batch_size), disable=verbose != 1, file=sys.stderr, desc="evaluate"):
+        xb, yb = x[b:b + batch_size], y[b:b + batch_size]
+        swb = None if sample_weight is None else np.asarray(sample_weight)[b:b + batch_size]
+        out = model.forward(xb, training=False, return_logits=fused)
+        loss_sum += loss.forward(out, yb, sample_weight=swb, mask=model.output_mask,
+                                 from_logits=fused or loss.from_logits) * len(xb)
+        seen += len(xb)
+        for m in model.metrics:
+            m.update(loss.y_prob, yb, model.output_mask)
+    return _step_logs(model, loss_sum, seen, prefix)
+
+
+def predict(model, x, batch_size=32, verbose=0):
+    x = np.asarray(x)
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"predict needs a batch of inputs; got shape {x.shape}")
+    outs = [model.forward(x[b:b + batch_size], training=False)
+            for b in tqdm(range(0, len(x), batch_size), disable=verbose != 1, file=sys.stderr, desc="predict")]
+    return np.concatenate(outs, axis=0)

@@ -1,0 +1,164 @@
+"""Optimizers: update the model's parameter arrays in place from its gradients.
+
+``apply(params, grads)`` takes two dicts with the same keys (the model's
+"<layer>/<param>" names); per-parameter state (momentum, moments) is kept
+under the same keys. Formulas follow torch.optim, which with a constant
+learning rate give the same steps as Keras's (defaults are Keras's).
+
+clipnorm: rescale all gradients together so their global L2 norm is at most
+clipnorm (Keras calls this global_clipnorm). clipvalue: clip each element to
+[-clipvalue, clipvalue]. Both happen before the update.
+"""
+import numpy as np
+
+from . import schedules
+
+
+class Optimizer:
+    def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None):
+        if not (callable(learning_rate) or (isinstance(learning_rate, (int, float)) and learning_rate > 0)):
+            raise ValueError(f"learning_rate must be a positive number or a schedule; got {learning_rate!r}")
+        for name, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue)):
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be positive or None; got {v!r}")
+        self.learning_rate = learning_rate
+        self.clipnorm, self.clipvalue = clipnorm, clipvalue
+        self.iterations = 0            # updates done so far
+        self.state = {}
+
+    @property
+    def current_learning_rate(self):
+        lr = self.learning_rate
+        return float(lr(self.iterations) if callable(lr) else lr)
+
+    def clip(self, grads):
+        if self.clipvalue is not None:
+            grads = {k: np.clip(g, -self.clipvalue, self.clipvalue) for k, g in grads.items()}
+        if self.clipnorm is not None:
+            norm = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
+            if norm > self.clipnorm:
+                scale = self.clipnorm / norm
+                grads = {k: g * g.dtype.type(scale) for k, g in grads.items()}
+        return grads
+
+    def apply(self, params, grads):
+        if set(params) != set(grads):
+            raise ValueError(f"params and grads must have the same keys; missing grads for "
+                             f"{sorted(set(params) - set(grads))}, extra {sorted(set(grads) - set(params))}")
+        grads = self.clip(grads)
+        lr = self.current_learning_rate
+        for k, p in params.items():
+            self.update(k, p, grads[k].astype(p.dtype, copy=False), lr)
+        self.iterations += 1
+
+    def slot(self, key, p, name):
+        """Per-parameter state array (zeros at first), e.g. slot(k, p, "m")."""
+        s = self.state.setdefault(key, {})
+        if name not in s:
+            s[name] = np.zeros_like(p)
+        return s[name]
+
+    def update(self, key, p, g, lr):
+        raise NotImplementedError
+
+    def get_config(self):
+        lr = self.learning_rate
+        lr = schedules.serialize(lr) if isinstance(lr, schedules.Schedule) else lr
+        return {"learning_rate": lr, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue}
+
+
+class SGD(Optimizer):
+    """v = momentum v + g;  p -= lr v   (nesterov: p -= lr (g + momentum v))."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs a momentum > 0; got momentum=0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+
+    def update(self, key, p, g, lr):
+        if self.momentum == 0:
+            p -= lr * g
+            return
+        v = self.slot(key, p, "velocity")
+        v *= self.momentum
+        v += g
+        p -= lr * (g + self.momentum * v if self.nesterov else v)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + epsilon)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def update(self, key, p, g, lr):
+        m, v = self.slot(key, p, "m"), self.slot(key, p, "v")
+        t = self.iterations + 1
+        m *= self.beta_1
+        m += (1 - self.beta_1) * g
+        v *= self.beta_2
+        v += (1 - self.beta_2) * g * g
+        m_hat = m / (1 - self.beta_1 ** t)              # bias correction: m and v start at 0
+        v_hat = v / (1 - self.beta_2 ** t)
+        p -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """v = rho v + (1 - rho) g^2;  p -= lr g / (sqrt(v) + epsilon)
+    (with momentum: buf = momentum buf + g / (sqrt(v) + epsilon); p -= lr buf)."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+
+    def update(self, key, p, g, lr):
+        v = self.slot(key, p, "v")
+        v *= self.rho
+        v += (1 - self.rho) * g * g
+        step = g / (np.sqrt(v) + self.epsilon)
+        if self.momentum > 0:
+            buf = self.slot(key, p, "momentum")
+            buf *= self.momentum
+            buf += step
+            step = buf
+        p -= lr * step
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+
+
+def get(optimizer):
+    """An optimizer from its name ("adam", "sgd", "rmsprop", Keras's defaults) or an Optimizer."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        return OPTIMIZERS[optimizer.lower()]()
+    raise ValueError(f"optimizer must be an Optimizer or one of {sorted(OPTIMIZERS)}; got {optimizer!r}")
+
+
+def serialize(optimizer):
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(spec):
+    classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+    if spec["class_name"] not in classes:
+        raise ValueError(f"unknown optimizer {spec['class_name']!r}; known: {sorted(classes)}")
+    cfg = dict(spec["config"])
+    if isinstance(cfg.get("learning_rate"), dict):
+        cfg["learning_rate"] = schedules.deserialize(cfg["learning_rate"])
+    return classes[spec["class_name"]](**cfg)
