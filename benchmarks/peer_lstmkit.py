@@ -36,34 +36,31 @@ def _set_by_shape(layer, arrays):
 
 
 class ModelNet:
-    """lk.Sequential([Embedding, RNN.., Dense]) compiled with Adam."""
+    """lk.Sequential([Embedding, RNN.., Dense]) compiled with Adam; one training
+    step is lstmkit.models.training.train_batch (what fit runs per batch)."""
 
     def __init__(self, net, w):
+        from lstmkit.models.training import train_batch
         rnn_cls = getattr(lk, LAYER_NAMES[net.cell])
         rnns = [rnn_cls(net.units, return_sequences=net.per_step or i < net.layers - 1)
                 for i in range(net.layers)]
         head = lk.Dense(net.out, activation="softmax" if net.per_step else "sigmoid")
-        self.model = lk.Sequential([lk.Embedding(net.vocab, net.embed), *rnns, head])
+        emb = lk.Embedding(net.vocab, net.embed)
+        self.model = lk.Sequential([emb, *rnns, head])
         loss = "sparse_categorical_crossentropy" if net.per_step else "binary_crossentropy"
         self.model.compile(optimizer="adam", loss=loss)
-        if hasattr(self.model, "build"):
-            self.model.build((None, None))
-        layers = self.model.layers
-        _set_by_shape(layers[0], [w["embedding"]])
+        self.model.build((None,))
+        _set_by_shape(emb, [w["embedding"]])
         for layer, lw in zip(rnns, w["rnn"]):
             _set_rnn(layer, lw)
         _set_by_shape(head, [w["dense"]["W"], w["dense"]["b"]])
-        for name in ("train_step", "train_on_batch"):
-            if hasattr(self.model, name):
-                self.train_step = getattr(self.model, name)
-                break
-        else:
-            raise AttributeError("Sequential has neither train_step nor train_on_batch")
+        self._train_batch = train_batch
+
+    def train_step(self, x, y):
+        return self._train_batch(self.model, x, y)
 
     def predict(self, x):
-        for name in ("predict_on_batch", "predict"):
-            if hasattr(self.model, name):
-                return getattr(self.model, name)(x)
+        return self.model.predict(x, batch_size=len(x))
 
 
 def build(net, w):

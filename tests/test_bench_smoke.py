@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 
 def test_harness_writes_valid_results(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(BENCH, "run.py"), "--tiny", "--repeats", "1",
-                        "--only", "A-lstm-b32,C,D", "--out", str(tmp_path)],
+                        "--only", "A-lstm-b32,C,D", "--wait-quiet", "0", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     results = json.loads((tmp_path / "latest.json").read_text())
@@ -63,3 +63,24 @@ def test_frameworks_compute_the_same_model(case_id):
     except (ValueError, NotImplementedError) as e:      # a cell lstmkit does not have yet
         pytest.skip(f"lstmkit: {e}")
     np.testing.assert_allclose(_first_output(mine), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("case_id", ["A-lstm-b32-train", "D-lstm-train"])
+def test_training_steps_agree(case_id):
+    """Same loss on the first step, and close on the second (after one Adam
+    update; Keras's and PyTorch's Adam place epsilon slightly differently)."""
+    sys.path.insert(0, BENCH)
+    import envsetup
+    envsetup.apply()
+    import data
+    import peer_lstmkit
+    import peer_torch
+    import weights
+    import workloads
+    case = workloads.tiny(next(c for c in workloads.CASES if c.id == case_id))
+    w = weights.make(case.net)
+    x, y = data.make(case)
+    theirs = peer_torch.runner(case, w, x, y)
+    mine = peer_lstmkit.runner(case, w, x, y)[0]
+    np.testing.assert_allclose(float(mine()), float(theirs()), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(mine()), float(theirs()), rtol=2e-3)
