@@ -1,7 +1,6 @@
-"""lstmkit side: the model API (lk.Sequential) where it exists, else the
-library's layers joined by lstmkit_glue. Engine "auto": the fast Numba kernels
-where lstmkit has them, else the NumPy reference engine; which one ran is
-recorded per case."""
+"""lstmkit side: the model API (lk.Sequential, as a user writes it) and, for
+C, a layer's step(). Engine "auto": the fast Numba kernels where lstmkit has
+them, else the NumPy reference engine; which one ran is recorded per case."""
 import numpy as np
 
 import lstmkit as lk
@@ -16,10 +15,6 @@ def engine_name(cell):
         return get_engine(CELL_NAMES[cell], "auto").__name__
     except Exception as e:                      # cell not in this lstmkit yet
         return f"unavailable ({e})"
-
-
-def has_model_api():
-    return all(hasattr(lk, n) for n in ("Sequential", "Embedding", "Dense"))
 
 
 def _set_rnn(layer, lw):
@@ -65,10 +60,7 @@ class ModelNet:
 
 def build(net, w):
     """-> (object with train_step(x, y) and predict(x), api name)."""
-    if has_model_api():
-        return ModelNet(net, w), "model"
-    from lstmkit_glue import GlueNet
-    return GlueNet(net, w), "layers+glue"
+    return ModelNet(net, w), "Sequential"
 
 
 def runner(case, w, x, y):
@@ -95,5 +87,5 @@ def _step_runner(case, w, x):
 
 
 def versions():
-    return {"lstmkit": lk.__version__, "api": "model" if has_model_api() else "layers+glue",
+    return {"lstmkit": lk.__version__, "api": "Sequential",
             "engines": {c: engine_name(c) for c in CELL_NAMES}}

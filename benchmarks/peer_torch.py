@@ -70,7 +70,7 @@ def runner(case, w, x, y):
         loss = _loss(net, model(xt), yt)
         loss.backward()
         opt.step()
-        return loss
+        return loss.detach()
     return train
 
 
