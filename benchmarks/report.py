@@ -84,6 +84,9 @@ def notes(results):
             parts = [f"{k} {v:.1f}" for k, v in g.items() if v]
             lines.append(f"{e['id']}: GFLOP/s {', '.join(parts)} (sgemm peak {peak:.1f}; "
                          f"lstmkit at {100 * (g.get('lstmkit') or 0) / peak:.0f}% of peak)")
+    leaked = [e["id"] for e in results["cases"] if e.get("denormals_flushed_after")]
+    if leaked:
+        lines.append(f"WARNING: denormals were left flushed in the main thread after {', '.join(leaked)}")
     for e in results["cases"]:
         for fw, d in e["frameworks"].items():
             if "error" in d:

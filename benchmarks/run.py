@@ -24,6 +24,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import data  # noqa: E402
+import denormal_check  # noqa: E402
 import peak  # noqa: E402
 import quiet  # noqa: E402
 import report  # noqa: E402
@@ -85,6 +86,11 @@ def run_case(case, peers, args):
     meter = quiet.Meter()
     entry["frameworks"].update(timing.measure_interleaved(runners, repeats, warmup, case.inner, scale))
     entry["others_cpu"] = meter.others()        # share of the CPU other processes took meanwhile
+    entry["denormals_flushed_after"] = denormal_check.flushed()
+    if entry["denormals_flushed_after"]:            # a framework left FTZ/DAZ on: say so, then undo
+        log(f"  WARNING: denormals are flushed in the main thread after {case.id}")
+        if torch_peer is not None:
+            torch_peer.torch.set_flush_denormal(False)
     for name, d in entry["frameworks"].items():
         log(f"  {case.id:22s} {name:22s} " + (f"{d['median']:.4g} {case.unit}" if "median" in d
                                                  else d.get("error", "")))
