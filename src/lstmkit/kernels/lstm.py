@@ -1,0 +1,297 @@
+"""LSTM, fast engine: the whole time loop, forward and backward, in one
+compiled Numba function each. Same contract as lstmkit.cells.lstm.
+
+Gate order in every weight matrix (columns, blocks of H): input gate i,
+forget gate f, candidate g, output gate o -- PyTorch's order.
+
+    z_t = x_t W_x + b_x + b_h + h_{t-1} W_h                   (B, 4H) preactivations
+    i_t = sigmoid(z_i)   f_t = sigmoid(z_f)   g_t = tanh(z_g)   o_t = sigmoid(z_o)
+    c_t = f_t * c_{t-1} + i_t * g_t                           cell state
+    h_t = o_t * tanh(c_t)                                     hidden state
+
+How the work is laid out (the why is in docs/kernels.md):
+  * x W_x + b for all steps is BLAS work before the loop and the weight
+    gradients BLAS work after it; per step only h_{t-1} W_h, as np.dot calls
+    inside the compiled loop.
+  * Inside the loop everything is time-major and gate-major: gates (4, T, B*H),
+    so for one step and one gate the rows of the batch are one contiguous run
+    of B*H numbers. Every elementwise pass is then one flat loop over B*H,
+    which LLVM turns into SIMD code; loops over H alone (32 long) are too short
+    for 16-wide AVX-512 with unrolling and ran 3x slower.
+  * A pass writes few arrays: with many distinct output arrays LLVM gives up
+    on the runtime aliasing checks and leaves the loop scalar.
+  * Rows of the batch are independent in both recurrences, so a large batch
+    is split in row chunks, each running the whole time loop in its own thread
+    (the compiled loops release the GIL); only the weight gradients,
+    computed afterwards, mix rows.
+
+mask (B, T), 1 for a real step: at a masked step the state (h, c) is carried
+through unchanged, the output is 0 and no gradient flows through the step.
+reverse=True runs t = T-1 .. 0; outputs stay aligned with the input positions.
+"""
+import numpy as np
+from numba import njit
+
+from ..cells.checks import check_sequence_args
+from . import support
+from .activations import fast_tanh
+from .denormals import flush_denormals_begin, flush_denormals_end
+from .support import cast_like
+
+N_GATES = 4
+STATE_NAMES = ("h", "c")
+GATE_NAMES = ("input_gate", "forget_gate", "candidate", "output_gate")
+
+# per gate (scale s, multiplier a, offset d) of y = tanh(s*z)*a + d
+_GATE_ACT = np.array([[0.5, 0.5, 0.5],      # input gate: sigmoid
+                      [0.5, 0.5, 0.5],      # forget gate: sigmoid
+                      [1.0, 1.0, 0.0],      # candidate: tanh
+                      [0.5, 0.5, 0.5]])     # output gate: sigmoid
+GATE_ACT = {np.dtype(d): _GATE_ACT.astype(d) for d in support.DTYPES}
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def _forward_rows(lo, hi, xw, W_hq, h0, c0, mask, has_mask, reverse, gate_act, flush,
+                  hs, gates, tanh_cs, h_prevs, c_prevs, h_T, c_T):
+    """The forward time loop for batch rows lo..hi-1; fills the output arrays.
+
+    xw (4, T, B*H) input projections with biases; W_hq (4, H, H) per-gate
+    recurrent weights; mask (T, B); hs, tanh_cs, h_prevs, c_prevs (T, B*H);
+    gates (4, T, B*H).
+    """
+    old_mode = flush_denormals_begin() if flush else np.uint32(0)
+    n, T, H = hi - lo, xw.shape[1], W_hq.shape[1]
+    P, base = n * H, lo * H                                    # this chunk's run in each (B*H) row
+    one = cast_like(xw, 1.0)
+    h = h0[lo:hi].copy()                                       # (n, H) hidden state
+    cell_state = c0[lo:hi].copy()                              # (n, H)
+    h_flat, c_flat = h.reshape(P), cell_state.reshape(P)
+    z = np.empty((4, n, H), h.dtype)                           # h_{t-1} W_h, one block per gate
+    z_flat = z.reshape((4, P))
+    c_new = np.empty(P, h.dtype)
+    m = np.ones(P, h.dtype)                                    # the mask spread over H
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        if has_mask:
+            for r in range(n):
+                m[r * H:(r + 1) * H] = mask[t, lo + r]
+        h_prevs[t, base:base + P] = h_flat
+        c_prevs[t, base:base + P] = c_flat
+        for q in range(4):
+            np.dot(h, W_hq[q], z[q])                           # the only per-step products
+        for q in range(4):
+            s, a, d = gate_act[q, 0], gate_act[q, 1], gate_act[q, 2]
+            zq, xq, gq = z_flat[q], xw[q, t, base:base + P], gates[q, t, base:base + P]
+            for k in range(P):
+                gq[k] = fast_tanh(s * (zq[k] + xq[k])) * a + d
+        input_gate = gates[0, t, base:base + P]
+        forget_gate = gates[1, t, base:base + P]
+        candidate = gates[2, t, base:base + P]
+        output_gate = gates[3, t, base:base + P]
+        tanh_c, out = tanh_cs[t, base:base + P], hs[t, base:base + P]
+        for k in range(P):
+            c_new[k] = forget_gate[k] * c_flat[k] + input_gate[k] * candidate[k]  # c_t = f*c_{t-1} + i*g
+        for k in range(P):
+            tanh_c[k] = fast_tanh(c_new[k])
+        for k in range(P):
+            h_new = output_gate[k] * tanh_c[k]                 # h_t = o*tanh(c_t)
+            out[k] = m[k] * h_new
+            h_flat[k] = m[k] * h_new + (one - m[k]) * h_flat[k]  # a masked step carries the state
+        for k in range(P):
+            c_flat[k] = m[k] * c_new[k] + (one - m[k]) * c_flat[k]
+    h_T[lo:hi] = h
+    c_T[lo:hi] = cell_state
+    if flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**_JIT)
+def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, tanh_cs, c_prevs, mask, has_mask,
+                   reverse, W_hqT, flush, dz_all, dh0, dc0):
+    """BPTT for batch rows lo..hi-1: fills dz_all (4, T, B*H), the gradients of
+    the preactivations, and dh0, dc0. dhs (T, B*H) time-major; W_hqT (4, H, H)
+    the per-gate W_h blocks transposed."""
+    old_mode = flush_denormals_begin() if flush else np.uint32(0)
+    n, T, H = hi - lo, gates.shape[1], W_hqT.shape[1]
+    P, base = n * H, lo * H
+    one = cast_like(gates, 1.0)
+    dh = dh_T[lo:hi].copy()                                    # (n, H) dL/dh_t
+    dc = dc_T[lo:hi].copy()                                    # (n, H) dL/dc_t
+    dh_flat, dc_flat = dh.reshape(P), dc.reshape(P)
+    dh_new = np.empty(P, dh.dtype)
+    dc_skip = np.zeros(P, dh.dtype)                            # parts of dh, dc that skip a masked step
+    dh_skip = np.zeros(P, dh.dtype)
+    dh_q = np.empty((n, H), dh.dtype)
+    dh_q_flat = dh_q.reshape(P)
+    no_dhs = np.zeros(P, dh.dtype)
+    m = np.ones(P, dh.dtype)
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        if has_mask:
+            for r in range(n):
+                m[r * H:(r + 1) * H] = mask[t, lo + r]
+        dout = dhs[t, base:base + P] if has_dhs else no_dhs
+        input_gate = gates[0, t, base:base + P]
+        forget_gate = gates[1, t, base:base + P]
+        candidate = gates[2, t, base:base + P]
+        output_gate = gates[3, t, base:base + P]
+        tanh_c, c_prev = tanh_cs[t, base:base + P], c_prevs[t, base:base + P]
+        dz_i, dz_f = dz_all[0, t, base:base + P], dz_all[1, t, base:base + P]
+        dz_g, dz_o = dz_all[2, t, base:base + P], dz_all[3, t, base:base + P]
+        for k in range(P):
+            # backprop through the carry h = m*h_new + (1-m)*h_{t-1}; same for c
+            dh_skip[k] = (one - m[k]) * dh_flat[k]
+            dc_skip[k] = (one - m[k]) * dc_flat[k]
+            dh_new[k] = m[k] * (dh_flat[k] + dout[k])
+        for k in range(P):
+            # backprop through h_t = o * tanh(c_t), then through the sigmoid of o
+            dz_o[k] = (dh_new[k] * tanh_c[k]) * (output_gate[k] * (one - output_gate[k]))
+            dc_flat[k] = m[k] * dc_flat[k] + dh_new[k] * output_gate[k] * (one - tanh_c[k] * tanh_c[k])
+        for k in range(P):
+            # backprop through c_t = f * c_{t-1} + i * g, then through the gate nonlinearities
+            dz_i[k] = (dc_flat[k] * candidate[k]) * (input_gate[k] * (one - input_gate[k]))
+            dz_f[k] = (dc_flat[k] * c_prev[k]) * (forget_gate[k] * (one - forget_gate[k]))
+            dz_g[k] = (dc_flat[k] * input_gate[k]) * (one - candidate[k] * candidate[k])
+        for k in range(P):
+            dc_flat[k] = dc_flat[k] * forget_gate[k] + dc_skip[k]
+        # backprop through z = ... + h_{t-1} W_h, one gate block at a time
+        np.dot(dz_i.reshape((n, H)), W_hqT[0], dh)
+        for q in range(1, 4):
+            np.dot(dz_all[q, t, base:base + P].reshape((n, H)), W_hqT[q], dh_q)
+            for k in range(P):
+                dh_flat[k] += dh_q_flat[k]
+        for k in range(P):
+            dh_flat[k] += dh_skip[k]
+    dh0[lo:hi] = dh
+    dc0[lo:hi] = dc
+    if flush:
+        flush_denormals_end(old_mode)
+
+
+def _gate_blocks(W, H):
+    """(rows, 4H) -> (4, rows, H) contiguous: one block per gate."""
+    return np.ascontiguousarray(W.reshape(W.shape[0], 4, H).transpose(1, 0, 2))
+
+
+def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+            recurrent_mask=None):
+    """Run the LSTM over a whole sequence; see lstmkit.cells.lstm.forward.
+
+    Returns (hs, (h_T, c_T), cache): hs (B, T, H), the final states and an opaque cache.
+    """
+    if recurrent_mask is not None:
+        raise NotImplementedError("the fast LSTM kernel has no recurrent dropout; "
+                                  "use the reference engine")
+    if state0 is None:
+        H = W_h.shape[0]
+        state0 = (np.zeros((x.shape[0], H), x.dtype), np.zeros((x.shape[0], H), x.dtype))
+    B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, N_GATES, 2)
+    support.check_dtype(x)
+    dt = x.dtype
+    h0, c0 = (support.contiguous(s, dt) for s in state0)
+    m, has_mask = support.time_major_mask(mask, dt)
+
+    x_tm = support.time_major(x)                               # (T, B, D)
+    xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, N_GATES)  # (4, T, B*H)
+    hs = np.empty((T, B * H), dt)
+    gates = np.empty((4, T, B * H), dt)                        # activated i, f, g, o
+    tanh_cs, h_prevs, c_prevs = (np.empty((T, B * H), dt) for _ in range(3))
+    h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
+    support.run_chunks(_forward_rows, B, xw, _gate_blocks(W_h, H), h0, c0, m, has_mask,
+                       bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
+                       hs, gates, tanh_cs, h_prevs, c_prevs, h_T, c_T)
+    cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
+                 gates=gates, tanh_cs=tanh_cs, h_prevs=h_prevs, c_prevs=c_prevs,
+                 mask=m, has_mask=has_mask, reverse=bool(reverse))
+    return support.batch_major(hs, B), (h_T, c_T), cache
+
+
+def backward(dhs, dstate, cache):
+    """Backpropagation through time for forward(); see lstmkit.cells.lstm.backward."""
+    gates, x_tm = cache["gates"], cache["x_tm"]
+    T, B, _ = x_tm.shape
+    H = cache["W_h"].shape[0]
+    dt = x_tm.dtype
+    dh_T, dc_T = dstate if dstate is not None else (None, None)
+    dh_T = np.zeros((B, H), dt) if dh_T is None else support.contiguous(dh_T, dt)
+    dc_T = np.zeros((B, H), dt) if dc_T is None else support.contiguous(dc_T, dt)
+    has_dhs = dhs is not None
+    dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
+
+    dz_all = np.empty((4, T, B * H), dt)                       # gradients of the preactivations
+    dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
+    W_hqT = np.ascontiguousarray(_gate_blocks(cache["W_h"], H).transpose(0, 2, 1))  # (4, H, H)
+    support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, dc_T, gates, cache["tanh_cs"],
+                       cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"], W_hqT,
+                       support.FLUSH_DENORMALS, dz_all, dh0, dc0)
+    dx, dW_x, db = support.input_side_grads(x_tm, dz_all, cache["W_x"])
+    dW_h, _ = support.recurrent_grads([cache["h_prevs"]] * 4, dz_all, H)
+    grads = dict(x=dx, W_x=dW_x, W_h=dW_h, b_x=db if cache["has_b_x"] else None,
+                 b_h=db.copy() if cache["has_b_h"] else None)
+    grads["state0"] = (dh0, dc0)
+    return grads
+
+
+@njit(**_JIT)
+def _step_into(x_t, h, c, W_x, W_h, b_x, b_h, h_out, c_out):
+    """One step for rows of x_t (B, D): writes h_t, c_t into h_out, c_out (B, H).
+    Reads all of h and c before writing, so h_out, c_out may be h, c themselves.
+    Plain loops instead of np.dot: at batch 1 a BLAS call costs more than the
+    product."""
+    B, H = h.shape
+    D = x_t.shape[1]
+    if (c.shape != h.shape or h_out.shape != h.shape or c_out.shape != h.shape
+            or x_t.shape[0] != B or W_x.shape != (D, 4 * H) or W_h.shape != (H, 4 * H)
+            or b_x.shape[0] != 4 * H or b_h.shape[0] != 4 * H):
+        raise ValueError("step(): shapes of x_t, state, weights or out do not agree")
+    zero, half, one = cast_like(h, 0.0), cast_like(h, 0.5), cast_like(h, 1.0)
+    z = np.empty(4 * H, h.dtype)                               # (4H,) one row's preactivations
+    for r in range(B):
+        for j in range(4 * H):
+            z[j] = b_x[j] + b_h[j]
+        for i in range(D):                                     # z += x_t W_x
+            xv = x_t[r, i]
+            for j in range(4 * H):
+                z[j] += xv * W_x[i, j]
+        for i in range(H):                                     # z += h_{t-1} W_h
+            hv = h[r, i]
+            for j in range(4 * H):
+                z[j] += hv * W_h[i, j]
+        for q in range(4):                                     # sigmoid for i, f, o; tanh for g
+            s, a, d = (one, one, zero) if q == 2 else (half, half, half)
+            for j in range(q * H, (q + 1) * H):
+                z[j] = fast_tanh(s * z[j]) * a + d
+        for k in range(H):
+            c_new = z[H + k] * c[r, k] + z[k] * z[2 * H + k]  # c_t = f*c_{t-1} + i*g
+            c_out[r, k] = c_new
+            h_out[r, k] = z[3 * H + k] * fast_tanh(c_new)     # h_t = o*tanh(c_t)
+
+
+
+
+@njit(**_JIT)
+def _step_new(x_t, h, c, W_x, W_h, b_x, b_h):
+    h_out, c_out = np.empty_like(h), np.empty_like(c)
+    _step_into(x_t, h, c, W_x, W_h, b_x, b_h, h_out, c_out)
+    return h_out, c_out
+
+
+def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None):
+    """One LSTM step for streaming inference, in one compiled call.
+
+    x_t (B, D); state = (h, c), each (B, H). out, optional (h_out, c_out) to
+    write the new state into (may be the state arrays themselves, for an
+    allocation-free loop). Returns (h_t, (h_t, c_t)).
+    """
+    h, c = state
+    if b_x is None:
+        b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)
+    if b_h is None:
+        b_h = support.zeros_cached(W_h.shape[1], x_t.dtype)
+    if out is None:
+        out = _step_new(x_t, h, c, W_x, W_h, b_x, b_h)
+    else:
+        _step_into(x_t, h, c, W_x, W_h, b_x, b_h, out[0], out[1])
+    return out[0], (out[0], out[1])

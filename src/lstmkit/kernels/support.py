@@ -1,0 +1,160 @@
+"""Plumbing shared by the kernel modules: argument normalisation, dtype-typed
+constants inside compiled code, and how a batch is split across threads.
+
+Every compiled loop is specialised once per dtype (float32, float64) and per
+array layout; the Python wrappers hand it C-contiguous arrays of one dtype
+only, so each kernel has exactly two specialisations.
+"""
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from numba.extending import overload
+
+DTYPES = (np.float32, np.float64)
+
+# Below this batch one thread runs the whole batch: splitting a small batch
+# makes each thread's per-step matrix product too small to pay for the
+# thread start-up.
+PARALLEL_MIN_BATCH = 64
+
+# The backward loop flushes subnormal floats to zero (see denormals.py); the
+# benchmark flips this to measure what it buys.
+FLUSH_DENORMALS = True
+
+
+def cast_like(arr, value):
+    """value converted to arr's dtype, inside compiled code (float32 * 0.5
+    would otherwise promote to float64)."""
+    return arr.dtype.type(value)
+
+
+@overload(cast_like)
+def _cast_like_impl(arr, value):
+    dtype = arr.dtype
+    return lambda arr, value: dtype(value)
+
+
+def check_dtype(x):
+    if x.dtype not in DTYPES:
+        raise TypeError(f"the fast engine runs float32 or float64; x has dtype {x.dtype}")
+
+
+def contiguous(a, dtype):
+    return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+
+def time_major_mask(mask, dtype):
+    """(mask as a (T, B) C array of dtype, has_mask); a 1x1 placeholder when there
+    is none, so the compiled loop sees one type either way."""
+    if mask is None:
+        return np.ones((1, 1), dtype), False
+    return np.ascontiguousarray(np.asarray(mask).T, dtype=dtype), True
+
+
+def time_major(a, dtype=None):
+    """(B, T, ...) -> (T, B, ...) as a C array (one copy)."""
+    return np.ascontiguousarray(np.swapaxes(a, 0, 1), dtype=dtype)
+
+
+def batch_major(a_tm, B):
+    """(T, B*H) -> (B, T, H) as a C array (one copy)."""
+    T = a_tm.shape[0]
+    return np.ascontiguousarray(a_tm.reshape(T, B, -1).transpose(1, 0, 2))
+
+
+def n_chunks(batch):
+    """How many threads share the batch: one for small batches, else all of numba's."""
+    if batch < PARALLEL_MIN_BATCH:
+        return 1
+    return max(1, min(numba.get_num_threads(), batch // (PARALLEL_MIN_BATCH // 2)))
+
+
+_pool = None
+
+
+def run_chunks(kernel, B, *args):
+    """kernel(lo, hi, *args) over row chunks of the batch, one chunk per thread.
+    The kernels are compiled with nogil=True, so the threads really run at once;
+    Python threads rather than numba's prange because BLAS called inside an
+    OpenMP region falls back to a slow, warning-spewing mode."""
+    global _pool
+    n = n_chunks(B)
+    if n == 1:
+        kernel(0, B, *args)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads() - 1),
+                                   thread_name_prefix="lstmkit-kernel")
+    bounds = [(k * B // n, (k + 1) * B // n) for k in range(n)]
+    futures = [_pool.submit(kernel, lo, hi, *args) for lo, hi in bounds[1:]]
+    kernel(*bounds[0], *args)
+    for f in futures:
+        f.result()
+
+
+_zeros = {}
+
+
+def zeros_cached(n, dtype):
+    """A read-only zero vector standing in for a missing bias in step()."""
+    key = (n, np.dtype(dtype))
+    z = _zeros.get(key)
+    if z is None:
+        z = _zeros[key] = np.zeros(n, dtype)
+        z.flags.writeable = False
+    return z
+
+
+def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
+    """x W_x + b_x + b_h for all steps, one BLAS product per gate.
+
+    x_tm (T, B, D) -> (G, T, B*H): for one gate and one step the whole batch is
+    one contiguous run, the layout the compiled loops want.
+    """
+    T, B, D = x_tm.shape
+    H = W_x.shape[1] // n_gates
+    x2 = x_tm.reshape(T * B, D)
+    xw = np.empty((n_gates, T * B, H), x_tm.dtype)
+    for q in range(n_gates):
+        cols = slice(q * H, (q + 1) * H)
+        np.matmul(x2, W_x[:, cols], out=xw[q])                 # (T*B, H)
+        if b_x is not None:
+            xw[q] += b_x[cols]
+        if b_h is not None:
+            xw[q] += b_h[cols]
+    return xw.reshape(n_gates, T, B * H)
+
+
+def input_side_grads(x_tm, da_all, W_x):
+    """Undo xw = x W_x + b for all steps: da_all (G, T, B*H) gradients of the
+    input-side preactivations -> dx (B, T, D), dW_x (D, G*H), db (G*H,)."""
+    T, B, D = x_tm.shape
+    G = da_all.shape[0]
+    H = W_x.shape[1] // G
+    x2 = x_tm.reshape(T * B, D)
+    da = da_all.reshape(G, T * B, H)                           # (G, T*B, H)
+    dW_x = np.empty((D, G * H), x_tm.dtype)
+    db = np.empty(G * H, x_tm.dtype)
+    dx = np.zeros((T * B, D), x_tm.dtype)
+    for q in range(G):
+        cols = slice(q * H, (q + 1) * H)
+        dW_x[:, cols] = x2.T @ da[q]
+        db[cols] = da[q].sum(axis=0)
+        dx += da[q] @ W_x[:, cols].T
+    return batch_major(dx.reshape(T, B * D), B), dW_x, db
+
+
+def recurrent_grads(inputs, dahs, H):
+    """Undo the per-step products with W_h for all steps: gate q's block of
+    W_h multiplied inputs[q] (T, B*H) and its output had gradient dahs[q]
+    (T, B*H) -> dW_h (H, G*H), db_h (G*H,)."""
+    G = len(dahs)
+    dW_h = np.empty((H, G * H), dahs[0].dtype)
+    db = np.empty(G * H, dahs[0].dtype)
+    for q, (inp, dah) in enumerate(zip(inputs, dahs)):
+        cols = slice(q * H, (q + 1) * H)
+        dah2 = dah.reshape(-1, H)                              # (T*B, H)
+        dW_h[:, cols] = inp.reshape(-1, H).T @ dah2
+        db[cols] = dah2.sum(axis=0)
+    return dW_h, db

@@ -1,0 +1,120 @@
+"""The fast engine's building blocks: the tanh approximation and the
+floating-point mode, plus the helpers the per-cell test files share
+(fast engine == reference engine on generated data)."""
+import numpy as np
+import pytest
+from numba import njit
+
+from lstmkit.kernels import lstm as fast_lstm
+from lstmkit.kernels.activations import fast_tanh, tanh_rational_f32
+
+# fast == reference: max |fast - ref| <= TOL * max(1, max |ref|), per array
+TOL = {np.float32: 1e-5, np.float64: 1e-10}
+
+
+def assert_close(fast, ref, dtype, what):
+    if ref is None:
+        assert fast is None, f"{what}: reference is None but fast engine returned an array"
+        return
+    assert fast is not None, f"{what}: fast engine returned None"
+    assert fast.shape == ref.shape, f"{what}: shape {fast.shape} != {ref.shape}"
+    assert fast.dtype == ref.dtype, f"{what}: dtype {fast.dtype} != {ref.dtype}"
+    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+    err = float(np.abs(fast.astype(np.float64) - ref.astype(np.float64)).max(initial=0.0))
+    assert err <= TOL[dtype] * scale, f"{what}: max error {err:.3g} (scale {scale:.3g})"
+
+
+def make_case(dtype, B, T, D, H, n_gates, n_states, seed=0, b_x=True, b_h=True):
+    rng = np.random.default_rng(seed)
+    def r(*shape, s=1.0):
+        return (rng.standard_normal(shape) * s).astype(dtype)
+    return dict(x=r(B, T, D), W_x=r(D, n_gates * H, s=0.5), W_h=r(H, n_gates * H, s=0.5),
+                b_x=r(n_gates * H, s=0.3) if b_x else None, b_h=r(n_gates * H, s=0.3) if b_h else None,
+                state0=tuple(r(B, H) for _ in range(n_states)), dhs=r(B, T, H),
+                dstate=tuple(r(B, H) for _ in range(n_states)))
+
+
+def compare_engines(ref, fast, case, dtype, mask=None, reverse=False, use_dhs=True,
+                    dstate_used=None, **options):
+    """Run both engines forward and backward on case; assert every output and gradient agrees."""
+    args = (case["x"], case["W_x"], case["W_h"], case["b_x"], case["b_h"], case["state0"])
+    hs_r, st_r, cache_r = ref.forward(*args, mask=mask, reverse=reverse, **options)
+    hs_f, st_f, cache_f = fast.forward(*args, mask=mask, reverse=reverse, **options)
+    assert_close(hs_f, hs_r, dtype, "outputs")
+    for i, (a, b) in enumerate(zip(st_f, st_r)):
+        assert_close(a, b, dtype, f"final state {i}")
+    dhs = case["dhs"] if use_dhs else None
+    dstate = case["dstate"]
+    if dstate_used is not None:
+        dstate = tuple(d if keep else None for d, keep in zip(dstate, dstate_used))
+    g_r = ref.backward(dhs, dstate, cache_r)
+    g_f = fast.backward(dhs, dstate, cache_f)
+    for k in ("x", "W_x", "W_h", "b_x", "b_h"):
+        assert_close(g_f[k], g_r[k], dtype, f"gradient {k}")
+    for i, (a, b) in enumerate(zip(g_f["state0"], g_r["state0"])):
+        assert_close(a, b, dtype, f"gradient state0[{i}]")
+
+
+def mask_with_padding(B, T, seed=1):
+    """A mask with trailing padding, a whole row masked and one hole mid-sequence."""
+    rng = np.random.default_rng(seed)
+    m = np.ones((B, T), np.float32)
+    for b in range(B):
+        m[b, rng.integers(1, T + 1):] = 0                      # trailing padding
+    m[0] = 0                                                   # a whole row masked
+    if B > 2 and T > 3:
+        m[2, 1] = 0                                            # a hole
+        m[2, 2:] = 1
+    return m
+
+
+@njit(cache=True, error_model="numpy")
+def _compiled_tanh(x, out):
+    for i in range(x.size):
+        out[i] = fast_tanh(x[i])
+
+
+def _float32_grid():
+    # dense around 0 and the clamp, logarithmic over the whole float32 range, and the ends
+    dense = np.linspace(-12, 12, 2_000_001, dtype=np.float32)
+    tiny = np.geomspace(np.float32(1e-38), np.float32(3e38), 200_000).astype(np.float32)
+    return np.concatenate([dense, tiny, -tiny, np.float32([0, np.inf, -np.inf])])
+
+
+def test_tanh_float32_max_error_over_the_float_range():
+    x = _float32_grid()
+    exact = np.tanh(x.astype(np.float64))
+    out = np.empty_like(x)
+    _compiled_tanh(x, out)
+    err = np.abs(out.astype(np.float64) - exact)
+    assert err.max() < 4e-7, f"max abs error {err.max():.3g} at x={x[err.argmax()]}"
+    small = np.abs(x) < 1
+    rel = err[small & (x != 0)] / np.abs(exact[small & (x != 0)])
+    assert rel.max() < 2.5e-7                                  # about 2 ulp
+    assert np.abs(out).max() <= 1.0                            # sigmoid stays in [0, 1]
+    np.testing.assert_array_equal(out, tanh_rational_f32(x))  # the documented formula is the compiled one
+
+
+def test_tanh_float64_is_libm_exact():
+    x = np.linspace(-30, 30, 200_001)
+    out = np.empty_like(x)
+    _compiled_tanh(x, out)
+    assert np.abs(out - np.tanh(x)).max() <= 2.3e-16
+
+
+def test_tanh_propagates_nan():
+    out = np.empty(1, np.float32)
+    _compiled_tanh(np.float32([np.nan]), out)
+    assert np.isnan(out[0])
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_floating_point_mode_is_restored_after_a_kernel(monkeypatch, flush):
+    from lstmkit.kernels import support
+    monkeypatch.setattr(support, "FLUSH_DENORMALS", flush)
+    case = make_case(np.float32, 2, 3, 2, 3, 4, 2)
+    hs, st, cache = fast_lstm.forward(case["x"], case["W_x"], case["W_h"], case["b_x"], case["b_h"])
+    fast_lstm.backward(case["dhs"], None, cache)
+    # subnormal arithmetic outside the kernel still works (FTZ/DAZ did not leak)
+    assert np.float32(1e-38) * np.float32(0.25) != 0
+    assert np.float32(3e-39) + np.float32(0) != 0
