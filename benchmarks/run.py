@@ -139,7 +139,7 @@ def main(argv=None):
     ap.add_argument("--only", default="", help="comma list of workloads or case ids, e.g. A,C or B-lstm-infer")
     ap.add_argument("--tiny", action="store_true", help="miniature shapes (smoke test)")
     ap.add_argument("--repeats", type=int, default=0, help="override the repeats of every case")
-    ap.add_argument("--wait-quiet", type=float, default=10.0,
+    ap.add_argument("--wait-quiet", type=float, default=20.0,
                     help="seconds to wait, before each case, for other processes to leave the CPU (0: no wait)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for latest.json/.md")

@@ -49,17 +49,17 @@ def _a_cases():
     for cell in ("lstm", "gru", "rnn"):
         net = Net(cell, vocab=10000, embed=32, units=32)
         for batch in (32, 128):
-            cases.append(Case(f"A-{cell}-b{batch}-train", "A", "train", net, batch, 500, 1.5, 9, 3))
-            cases.append(Case(f"A-{cell}-b{batch}-infer", "A", "infer", net, batch, 500, 1.25, 15, 5))
+            cases.append(Case(f"A-{cell}-b{batch}-train", "A", "train", net, batch, 500, 1.5, 15, 5))
+            cases.append(Case(f"A-{cell}-b{batch}-infer", "A", "infer", net, batch, 500, 1.25, 21, 7))
     return cases
 
 
 CASES = _a_cases() + [
-    Case("B-lstm-train", "B", "train", Net("lstm", 10000, 128, 512), 64, 100, 1.0, 7, 3),
-    Case("B-lstm-infer", "B", "infer", Net("lstm", 10000, 128, 512), 64, 100, 1.0, 11, 5),
-    Case("C-lstm-step", "C", "step", Net("lstm", 0, 32, 32), 1, 1, 5.0, 15, 5, inner=2000),
+    Case("B-lstm-train", "B", "train", Net("lstm", 10000, 128, 512), 64, 100, 1.0, 11, 5),
+    Case("B-lstm-infer", "B", "infer", Net("lstm", 10000, 128, 512), 64, 100, 1.0, 15, 5),
+    Case("C-lstm-step", "C", "step", Net("lstm", 0, 32, 32), 1, 1, 5.0, 21, 7, inner=2000),
     Case("D-lstm-train", "D", "train", Net("lstm", 100, 100, 256, layers=2, per_step=True),
-         64, 100, 1.5, 7, 3),
+         64, 100, 1.5, 11, 5),
 ]
 
 
