@@ -33,6 +33,7 @@ def test_seed_model_learns_sentiment():
     assert history.history["val_accuracy"][-1] > 0.9
     x_test, y_test = sentiment_data(200, seed=1)
     loss, acc = model.evaluate(x_test, y_test)
+    print(f"sentiment test: loss {loss:.3f}, accuracy {acc:.3f}")
     assert acc > 0.9 and loss < 0.4
 
 
