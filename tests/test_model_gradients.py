@@ -41,14 +41,17 @@ def check(model, loss, x, y, expect_fused):
     value, grads, dx, fused = model_loss_and_grads(model, loss, x, y)
     assert fused == expect_fused
     params = model.params
+    worst = []
     assert set(grads) == set(params)
     for k, p in params.items():
         num = numeric(value, p)
         err = np.abs(grads[k] - num).max() / max(np.abs(num).max(), 1e-12)
+        worst.append(err)
         assert err < 1e-6, (k, err)
     if x.dtype.kind == "f":
         num = numeric(value, x)
         assert np.abs(dx - num).max() / np.abs(num).max() < 1e-6
+    print(f"max relative error over {len(params)} weights: {max(worst):.1e}")
     return fused
 
 
