@@ -118,3 +118,32 @@ def test_floating_point_mode_is_restored_after_a_kernel(monkeypatch, flush):
     # subnormal arithmetic outside the kernel still works (FTZ/DAZ did not leak)
     assert np.float32(1e-38) * np.float32(0.25) != 0
     assert np.float32(3e-39) + np.float32(0) != 0
+
+
+def test_workspace_reuses_only_arrays_nobody_holds():
+    from lstmkit.kernels import workspace
+    shape = (workspace.MIN_BYTES // 4 + 1,)
+    a = workspace.empty(shape, np.float32)
+    a_id = id(a.base)
+    b = workspace.empty(shape, np.float32)
+    assert id(b.base) != a_id                                  # a is alive: not handed out twice
+    view = a[:10]
+    del a
+    c = workspace.empty(shape, np.float32)
+    assert id(c.base) != a_id                                  # a view keeps it alive
+    del view
+    d = workspace.empty(shape, np.float32)
+    assert id(d.base) == a_id                                  # now it is free again
+
+
+def test_outputs_of_two_calls_do_not_share_memory():
+    case = make_case(np.float32, 8, 200, 8, 48, 4, 2)          # big enough for pooled arrays
+    args = (case["x"], case["W_x"], case["W_h"], case["b_x"], case["b_h"])
+    hs1, _, cache1 = fast_lstm.forward(*args)
+    first = hs1.copy()
+    hs2, _, cache2 = fast_lstm.forward(case["x"] * np.float32(0.5), *args[1:])
+    np.testing.assert_array_equal(hs1, first)
+    g1 = fast_lstm.backward(case["dhs"], None, cache1)
+    g2 = fast_lstm.backward(case["dhs"], None, cache2)
+    assert not np.shares_memory(g1["x"], g2["x"])
+    assert not np.shares_memory(hs1, hs2)

@@ -61,3 +61,17 @@ def test_stacked_lstms_and_lazy_build(capsys):
     lazy.predict(np.zeros((2, 5, 3), np.float32))           # builds from the first input
     rows, total, _ = summary_rows(lazy, capsys)
     assert rows["LSTM"] == ("(None, 8)", "384") and total == "393"
+
+
+def test_frozen_layer_counts_and_stays_put(capsys):
+    import numpy as np
+    model = lk.Sequential([lk.Embedding(10000, 32, input_length=5, trainable=False), lk.LSTM(32),
+                           lk.Dense(1, activation="sigmoid")], seed=0)
+    _, total, text = summary_rows(model, capsys)
+    assert "Trainable params: 8,353" in text and "Non-trainable params: 320,000" in text
+    before = model.layers[0].params["embeddings"].copy()
+    lstm_before = model.layers[1].params["W_x"].copy()
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(np.ones((8, 5), int), np.ones(8), epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.layers[0].params["embeddings"], before)
+    assert not np.array_equal(model.layers[1].params["W_x"], lstm_before)

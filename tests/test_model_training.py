@@ -159,3 +159,21 @@ def test_nan_loss_stops_with_epoch_and_batch():
     with pytest.raises(FloatingPointError, match=r"at epoch \d+, batch \d+ of 4"):
         with np.errstate(all="ignore"):
             model.fit(x, y * 1e3, epochs=20, batch_size=8, verbose=0)
+
+
+def test_per_step_targets_with_padding():
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 6, size=(64, 8))
+    lengths = rng.integers(3, 9, size=64)
+    x[np.arange(8)[None, :] >= lengths[:, None]] = 0                 # pad the tails with id 0
+    y = (x + 1) % 6                                                   # per step: the next id
+    model = lk.Sequential([lk.Embedding(6, 8, mask_zero=True), lk.LSTM(16, return_sequences=True),
+                           lk.Dense(6, activation="softmax")], seed=0)
+    model.compile(optimizer=lk.Adam(0.05), loss=lk.SparseCategoricalCrossentropy(reduction="sum_over_time"),
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    loss, acc = model.evaluate(x, y)
+    p = model.predict(x)
+    real = x != 0
+    assert acc == pytest.approx((p.argmax(-1) == y)[real].mean())   # padded steps do not count
+    assert acc > 0.95

@@ -4,6 +4,6 @@ Each module here mirrors a module of ``lstmkit.cells`` with the same
 forward/backward contract (plus a streaming step()); the reference engine
 stays the ground truth. See docs/kernels.md.
 """
-from . import lstm
+from . import gru, lstm, simple_rnn
 
-KERNELS = {"lstm": lstm}
+KERNELS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn}

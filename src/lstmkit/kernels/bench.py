@@ -17,16 +17,6 @@ from . import lstm, support
 CONFIGS = [(32, 500, 32, 32), (128, 500, 32, 32), (64, 100, 128, 512)]   # (B, T, D, H)
 
 
-def median_time(fn, repeats):
-    fn()                                                       # warm up (compile, caches)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def fast_case(B, T, D, H, rng):
     x = rng.standard_normal((B, T, D)).astype(np.float32)
     W_x = (rng.standard_normal((D, 4 * H)) / np.sqrt(D)).astype(np.float32)
@@ -59,25 +49,42 @@ def torch_case(B, T, D, H):
     return fwd, fwd_bwd
 
 
+def interleaved_medians(fns, repeats):
+    """Median time of each fn, running them in turn so that all see the same
+    machine load (the benchmark machine is shared)."""
+    for fn in fns:
+        fn()                                                   # warm up (compile, caches)
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times], [min(ts) for ts in times]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--configs", default=None, help="e.g. 32,500,32,32;128,500,32,32")
     args = p.parse_args(argv)
     rng = np.random.default_rng(0)
+    configs = CONFIGS if args.configs is None else [
+        tuple(int(v) for v in c.split(",")) for c in args.configs.split(";")]
     if not args.no_torch:
         import torch
         torch.set_num_threads(2)
         torch.set_flush_denormal(True)
     print(f"{'B':>4} {'T':>4} {'D':>4} {'H':>4} | {'fast fwd':>9} {'fast f+b':>9} | "
-          f"{'torch fwd':>9} {'torch f+b':>9}   (us per step)")
-    for B, T, D, H in CONFIGS:
-        row = [median_time(f, args.repeats) / T * 1e6 for f in fast_case(B, T, D, H, rng)]
+          f"{'torch fwd':>9} {'torch f+b':>9}   us per step: median (min)")
+    for B, T, D, H in configs:
+        fns = list(fast_case(B, T, D, H, rng))
         if not args.no_torch:
-            time.sleep(1.0)            # let NumPy's/SciPy's BLAS threads stop spinning first
-            row += [median_time(f, args.repeats) / T * 1e6 for f in torch_case(B, T, D, H)]
-        print(f"{B:4d} {T:4d} {D:4d} {H:4d} | " + " ".join(f"{v:9.1f}" for v in row[:2]) + " | "
-              + " ".join(f"{v:9.1f}" for v in row[2:]))
+            fns += list(torch_case(B, T, D, H))
+        med, best = interleaved_medians(fns, args.repeats)
+        cells = [f"{m / T * 1e6:7.1f} ({b / T * 1e6:.1f})" for m, b in zip(med, best)]
+        print(f"{B:4d} {T:4d} {D:4d} {H:4d} | " + " ".join(cells[:2]) + " | " + " ".join(cells[2:]))
 
 
 if __name__ == "__main__":

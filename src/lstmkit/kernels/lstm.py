@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from ..cells.checks import check_sequence_args
-from . import support
+from . import support, workspace
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
 from .support import cast_like
@@ -195,9 +195,9 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
 
     x_tm = support.time_major(x)                               # (T, B, D)
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, N_GATES)  # (4, T, B*H)
-    hs = np.empty((T, B * H), dt)
-    gates = np.empty((4, T, B * H), dt)                        # activated i, f, g, o
-    tanh_cs, h_prevs, c_prevs = (np.empty((T, B * H), dt) for _ in range(3))
+    hs = workspace.empty((T, B * H), dt)
+    gates = workspace.empty((4, T, B * H), dt)                        # activated i, f, g, o
+    tanh_cs, h_prevs, c_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
     support.run_chunks(_forward_rows, B, xw, _gate_blocks(W_h, H), h0, c0, m, has_mask,
                        bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
@@ -220,14 +220,16 @@ def backward(dhs, dstate, cache):
     has_dhs = dhs is not None
     dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
 
-    dz_all = np.empty((4, T, B * H), dt)                       # gradients of the preactivations
+    dz_all = workspace.empty((4, T, B * H), dt)                       # gradients of the preactivations
     dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
     W_hqT = np.ascontiguousarray(_gate_blocks(cache["W_h"], H).transpose(0, 2, 1))  # (4, H, H)
     support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, dc_T, gates, cache["tanh_cs"],
                        cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"], W_hqT,
                        support.FLUSH_DENORMALS, dz_all, dh0, dc0)
-    grads = support.gate_major_weight_grads(x_tm, cache["h_prevs"], dz_all, cache["W_x"], H,
-                                            cache["has_b_x"], cache["has_b_h"])
+    dx, dW_x, db = support.input_side_grads(x_tm, dz_all, cache["W_x"])
+    dW_h, _ = support.recurrent_grads([cache["h_prevs"]] * 4, dz_all, H)
+    grads = dict(x=dx, W_x=dW_x, W_h=dW_h, b_x=db if cache["has_b_x"] else None,
+                 b_h=db.copy() if cache["has_b_h"] else None)
     grads["state0"] = (dh0, dc0)
     return grads
 

@@ -11,6 +11,8 @@ import numba
 import numpy as np
 from numba.extending import overload
 
+from . import workspace
+
 DTYPES = (np.float32, np.float64)
 
 # Below this batch one thread runs the whole batch: splitting a small batch
@@ -53,14 +55,20 @@ def time_major_mask(mask, dtype):
 
 
 def time_major(a, dtype=None):
-    """(B, T, ...) -> (T, B, ...) as a C array (one copy)."""
-    return np.ascontiguousarray(np.swapaxes(a, 0, 1), dtype=dtype)
+    """(B, T, ...) -> (T, B, ...) as a C array (one copy, into pooled memory)."""
+    src = np.swapaxes(a, 0, 1)
+    out = workspace.empty(src.shape, a.dtype if dtype is None else dtype)
+    np.copyto(out, src, casting="same_kind")
+    return out
 
 
 def batch_major(a_tm, B):
-    """(T, B*H) -> (B, T, H) as a C array (one copy)."""
+    """(T, B*H) -> (B, T, H) as a C array (one copy, into pooled memory)."""
     T = a_tm.shape[0]
-    return np.ascontiguousarray(a_tm.reshape(T, B, -1).transpose(1, 0, 2))
+    src = a_tm.reshape(T, B, -1).transpose(1, 0, 2)
+    out = workspace.empty(src.shape, a_tm.dtype)
+    np.copyto(out, src)
+    return out
 
 
 def n_chunks(batch):
@@ -115,7 +123,7 @@ def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     T, B, D = x_tm.shape
     H = W_x.shape[1] // n_gates
     x2 = x_tm.reshape(T * B, D)
-    xw = np.empty((n_gates, T * B, H), x_tm.dtype)
+    xw = workspace.empty((n_gates, T * B, H), x_tm.dtype)
     for q in range(n_gates):
         cols = slice(q * H, (q + 1) * H)
         np.matmul(x2, W_x[:, cols], out=xw[q])                 # (T*B, H)
@@ -126,30 +134,38 @@ def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     return xw.reshape(n_gates, T, B * H)
 
 
-def gate_major_weight_grads(x_tm, h_prevs, dz_all, W_x, H, has_b_x, has_b_h, h_prevs_per_gate=None):
-    """Undo the input projection and the recurrent products for all steps at once.
-
-    x_tm (T, B, D), h_prevs (T, B*H) (what multiplied W_h), dz_all (G, T, B*H)
-    gradients of the preactivations -> dict of x (B, T, D), W_x, W_h, b_x, b_h.
-    h_prevs_per_gate, optional {gate: (T, B*H)}, replaces h_prevs for the gates
-    whose recurrent input was something else (GRU's r*h).
-    """
+def input_side_grads(x_tm, da_all, W_x):
+    """Undo xw = x W_x + b for all steps: da_all (G, T, B*H) gradients of the
+    input-side preactivations -> dx (B, T, D), dW_x (D, G*H), db (G*H,)."""
     T, B, D = x_tm.shape
-    G = dz_all.shape[0]
+    G = da_all.shape[0]
+    H = W_x.shape[1] // G
     x2 = x_tm.reshape(T * B, D)
-    dz = dz_all.reshape(G, T * B, H)                           # (G, T*B, H)
+    da = da_all.reshape(G, T * B, H)                           # (G, T*B, H)
     dW_x = np.empty((D, G * H), x_tm.dtype)
-    dW_h = np.empty((H, G * H), x_tm.dtype)
     db = np.empty(G * H, x_tm.dtype)
-    dx = np.zeros((T * B, D), x_tm.dtype)
+    dx = workspace.empty((T * B, D), x_tm.dtype)
     for q in range(G):
         cols = slice(q * H, (q + 1) * H)
-        hp = h_prevs if not h_prevs_per_gate or q not in h_prevs_per_gate else h_prevs_per_gate[q]
-        dW_x[:, cols] = x2.T @ dz[q]
-        dW_h[:, cols] = hp.reshape(T * B, H).T @ dz[q]
-        db[cols] = dz[q].sum(axis=0)
-        dx += dz[q] @ W_x[:, cols].T
-    return dict(x=batch_major(dx.reshape(T, B * D), B),
-                W_x=dW_x, W_h=dW_h,
-                b_x=db if has_b_x else None,
-                b_h=db.copy() if has_b_h else None)
+        dW_x[:, cols] = x2.T @ da[q]
+        db[cols] = da[q].sum(axis=0)
+        if q == 0:
+            np.matmul(da[q], W_x[:, cols].T, out=dx)
+        else:
+            dx += da[q] @ W_x[:, cols].T
+    return batch_major(dx.reshape(T, B * D), B), dW_x, db
+
+
+def recurrent_grads(inputs, dahs, H):
+    """Undo the per-step products with W_h for all steps: gate q's block of
+    W_h multiplied inputs[q] (T, B*H) and its output had gradient dahs[q]
+    (T, B*H) -> dW_h (H, G*H), db_h (G*H,)."""
+    G = len(dahs)
+    dW_h = np.empty((H, G * H), dahs[0].dtype)
+    db = np.empty(G * H, dahs[0].dtype)
+    for q, (inp, dah) in enumerate(zip(inputs, dahs)):
+        cols = slice(q * H, (q + 1) * H)
+        dah2 = dah.reshape(-1, H)                              # (T*B, H)
+        dW_h[:, cols] = inp.reshape(-1, H).T @ dah2
+        db[cols] = dah2.sum(axis=0)
+    return dW_h, db

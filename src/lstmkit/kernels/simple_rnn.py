@@ -1,0 +1,211 @@
+"""Simple (Elman) RNN, fast engine: the whole time loop, forward and backward,
+in one compiled Numba function each. Same contract as lstmkit.cells.simple_rnn.
+
+    h_t = act(x_t W_x + b_x + b_h + h_{t-1} W_h)      act = tanh or relu
+
+Layout and threading as in lstmkit.kernels.lstm: time-major arrays (T, B*H),
+flat elementwise passes over a chunk's B*H numbers, one np.dot per step,
+row chunks in threads for large batches.
+"""
+import numpy as np
+from numba import njit
+
+from ..cells.activations import ACTIVATIONS
+from ..cells.checks import check_sequence_args
+from . import support, workspace
+from .activations import fast_tanh
+from .denormals import flush_denormals_begin, flush_denormals_end
+from .support import cast_like
+
+N_GATES = 1
+STATE_NAMES = ("h",)
+GATE_NAMES = ("hidden",)
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+def _check_activation(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
+    return activation == "relu"
+
+
+@njit(**_JIT)
+def _forward_rows(lo, hi, xw, W_h, h0, mask, has_mask, reverse, relu, flush,
+                  hs, h_news, h_prevs, h_T):
+    """The forward time loop for batch rows lo..hi-1. xw (T, B*H) input
+    projections with biases; mask (T, B); hs, h_news, h_prevs (T, B*H)."""
+    old_mode = flush_denormals_begin() if flush else np.uint32(0)
+    n, T, H = hi - lo, xw.shape[0], W_h.shape[0]
+    P, base = n * H, lo * H
+    zero, one = cast_like(xw, 0.0), cast_like(xw, 1.0)
+    h = h0[lo:hi].copy()                                       # (n, H) hidden state
+    h_flat = h.reshape(P)
+    z = np.empty((n, H), h.dtype)                              # h_{t-1} W_h
+    z_flat = z.reshape(P)
+    m = np.ones(P, h.dtype)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        if has_mask:
+            for r in range(n):
+                m[r * H:(r + 1) * H] = mask[t, lo + r]
+        h_prevs[t, base:base + P] = h_flat
+        np.dot(h, W_h, z)
+        a, act = xw[t, base:base + P], h_news[t, base:base + P]
+        if relu:
+            for k in range(P):
+                v = a[k] + z_flat[k]
+                act[k] = zero if v < zero else v               # NaN passes, as np.maximum
+        else:
+            for k in range(P):
+                act[k] = fast_tanh(a[k] + z_flat[k])          # s_t = tanh(U x_t + W s_{t-1} + b)
+        out = hs[t, base:base + P]
+        for k in range(P):
+            out[k] = m[k] * act[k]
+            h_flat[k] = m[k] * act[k] + (one - m[k]) * h_flat[k]  # a masked step carries the state
+    h_T[lo:hi] = h
+    if flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**_JIT)
+def _backward_rows(lo, hi, dhs, has_dhs, dh_T, h_news, mask, has_mask, reverse, relu, W_hT,
+                   flush, da_all, dh0):
+    """BPTT for batch rows lo..hi-1: fills da_all (T, B*H), the gradients of the
+    preactivations, and dh0."""
+    old_mode = flush_denormals_begin() if flush else np.uint32(0)
+    n, T, H = hi - lo, h_news.shape[0], W_hT.shape[0]
+    P, base = n * H, lo * H
+    zero, one = cast_like(h_news, 0.0), cast_like(h_news, 1.0)
+    dh = dh_T[lo:hi].copy()                                    # (n, H) dL/dh_t
+    dh_flat = dh.reshape(P)
+    dh_skip = np.empty(P, dh.dtype)
+    no_dhs = np.zeros(P, dh.dtype)
+    m = np.ones(P, dh.dtype)
+    for step in range(T):
+        t = step if reverse else T - 1 - step
+        if has_mask:
+            for r in range(n):
+                m[r * H:(r + 1) * H] = mask[t, lo + r]
+        dout = dhs[t, base:base + P] if has_dhs else no_dhs
+        act, da = h_news[t, base:base + P], da_all[t, base:base + P]
+        for k in range(P):
+            dh_skip[k] = (one - m[k]) * dh_flat[k]            # backprop through the carried state
+        # backprop through s_t = act(U x_t + W s_{t-1} + b)
+        if relu:
+            for k in range(P):
+                da[k] = (m[k] * (dh_flat[k] + dout[k])) * (one if act[k] > zero else zero)
+        else:
+            for k in range(P):
+                da[k] = (m[k] * (dh_flat[k] + dout[k])) * (one - act[k] * act[k])
+        np.dot(da.reshape((n, H)), W_hT, dh)                   # backprop through W s_{t-1}
+        for k in range(P):
+            dh_flat[k] += dh_skip[k]
+    dh0[lo:hi] = dh
+    if flush:
+        flush_denormals_end(old_mode)
+
+
+def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+            recurrent_mask=None, activation="tanh"):
+    """Run the simple RNN over a whole sequence; see lstmkit.cells.simple_rnn.forward.
+
+    Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
+    """
+    relu = _check_activation(activation)
+    if recurrent_mask is not None:
+        raise NotImplementedError("the fast simple-RNN kernel has no recurrent dropout; "
+                                  "use the reference engine")
+    if state0 is None:
+        state0 = (np.zeros((x.shape[0], W_h.shape[0]), x.dtype),)
+    B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, N_GATES, 1)
+    support.check_dtype(x)
+    dt = x.dtype
+    h0 = support.contiguous(state0[0], dt)
+    W_h = np.ascontiguousarray(W_h)
+    m, has_mask = support.time_major_mask(mask, dt)
+    x_tm = support.time_major(x)                               # (T, B, D)
+    xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)[0]  # (T, B*H)
+    hs, h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
+    h_T = np.empty((B, H), dt)
+    support.run_chunks(_forward_rows, B, xw, W_h, h0, m, has_mask, bool(reverse), relu,
+                       support.FLUSH_DENORMALS, hs, h_news, h_prevs, h_T)
+    cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
+                 h_news=h_news, h_prevs=h_prevs, mask=m, has_mask=has_mask,
+                 reverse=bool(reverse), relu=relu)
+    return support.batch_major(hs, B), (h_T,), cache
+
+
+def backward(dhs, dstate, cache):
+    """Backpropagation through time for forward(); see lstmkit.cells.simple_rnn.backward."""
+    x_tm = cache["x_tm"]
+    T, B, _ = x_tm.shape
+    H = cache["W_h"].shape[0]
+    dt = x_tm.dtype
+    dh_T = None if dstate is None else dstate[0]
+    dh_T = np.zeros((B, H), dt) if dh_T is None else support.contiguous(dh_T, dt)
+    has_dhs = dhs is not None
+    dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
+    da_all = workspace.empty((T, B * H), dt)
+    dh0 = np.empty((B, H), dt)
+    support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, cache["h_news"], cache["mask"],
+                       cache["has_mask"], cache["reverse"], cache["relu"],
+                       np.ascontiguousarray(cache["W_h"].T), support.FLUSH_DENORMALS, da_all, dh0)
+    dx, dW_x, db = support.input_side_grads(x_tm, da_all[None], cache["W_x"])
+    dW_h, _ = support.recurrent_grads([cache["h_prevs"]], [da_all], H)
+    return dict(x=dx, W_x=dW_x, W_h=dW_h,
+                b_x=db if cache["has_b_x"] else None,
+                b_h=db.copy() if cache["has_b_h"] else None,
+                state0=(dh0,))
+
+
+@njit(**_JIT)
+def _step_into(x_t, h, W_x, W_h, b_x, b_h, relu, h_out):
+    """One step for rows of x_t (B, D): writes h_t into h_out (B, H), which may
+    be h itself. Plain loops instead of np.dot, as in the LSTM's step."""
+    B, H = h.shape
+    D = x_t.shape[1]
+    if (h_out.shape != h.shape or x_t.shape[0] != B or W_x.shape != (D, H)
+            or W_h.shape != (H, H) or b_x.shape[0] != H or b_h.shape[0] != H):
+        raise ValueError("step(): shapes of x_t, state, weights or out do not agree")
+    zero = cast_like(h, 0.0)
+    a = np.empty(H, h.dtype)
+    for r in range(B):
+        for j in range(H):
+            a[j] = b_x[j] + b_h[j]
+        for i in range(D):
+            xv = x_t[r, i]
+            for j in range(H):
+                a[j] += xv * W_x[i, j]
+        for i in range(H):
+            hv = h[r, i]
+            for j in range(H):
+                a[j] += hv * W_h[i, j]
+        for j in range(H):
+            h_out[r, j] = (zero if a[j] < zero else a[j]) if relu else fast_tanh(a[j])
+
+
+@njit(**_JIT)
+def _step_new(x_t, h, W_x, W_h, b_x, b_h, relu):
+    h_out = np.empty_like(h)
+    _step_into(x_t, h, W_x, W_h, b_x, b_h, relu, h_out)
+    return h_out
+
+
+def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None, activation="tanh"):
+    """One simple-RNN step for streaming inference, in one compiled call.
+
+    x_t (B, D); state = (h,), (B, H). out, optional (h_out,) to write the new
+    state into (may be the state itself). Returns (h_t, (h_t,)).
+    """
+    relu = _check_activation(activation)
+    if b_x is None:
+        b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)
+    if b_h is None:
+        b_h = support.zeros_cached(W_h.shape[1], x_t.dtype)
+    if out is None:
+        h_t = _step_new(x_t, state[0], W_x, W_h, b_x, b_h, relu)
+    else:
+        h_t = out[0]
+        _step_into(x_t, state[0], W_x, W_h, b_x, b_h, relu, h_t)
+    return h_t, (h_t,)

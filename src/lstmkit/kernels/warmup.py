@@ -1,0 +1,41 @@
+"""Compile (or load from numba's disk cache) every kernel specialisation:
+three cells x forward/backward/step x float32/float64 (the threaded batch path
+runs the same compiled functions, so it needs nothing extra).
+
+    python -m lstmkit.kernels.warmup
+
+Prints the wall time. From a cold cache this is the compile time CI pays once;
+afterwards it is the time to load every kernel from disk.
+"""
+import time
+
+import numpy as np
+
+
+def warm_all():
+    from . import KERNELS, support
+    options = {"lstm": {}, "gru": {"reset_after": True}, "simple_rnn": {"activation": "tanh"}}
+    for name, mod in KERNELS.items():
+        G, S = mod.N_GATES, len(mod.STATE_NAMES)
+        for dtype in support.DTYPES:
+            B, T, D, H = 2, 3, 2, 2
+            x = np.ones((B, T, D), dtype)
+            W_x, W_h = np.full((D, G * H), 0.1, dtype), np.full((H, G * H), 0.1, dtype)
+            b = np.zeros(G * H, dtype)
+            hs, state, cache = mod.forward(x, W_x, W_h, b, b, mask=np.ones((B, T)), **options[name])
+            mod.backward(hs, state, cache)
+            mod.step(x[:, 0], state, W_x, W_h, b, b, **options[name])
+            mod.step(x[:, 0], state, W_x, W_h, b, b, out=state, **options[name])
+
+
+def main():
+    t0 = time.perf_counter()
+    import lstmkit.kernels  # noqa: F401
+    t1 = time.perf_counter()
+    warm_all()
+    t2 = time.perf_counter()
+    print(f"import {t1 - t0:.2f} s, compile or load all kernels {t2 - t1:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
