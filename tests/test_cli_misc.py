@@ -83,3 +83,14 @@ def test_demo_quick_runs_every_step(tmp_path):
     for sub, f in (("sentiment", "confusion.png"), ("tang", "samples.txt"), ("gradients", "gradient_flow.png")):
         assert (tmp_path / "d" / sub / f).exists()
     assert f"outputs in {tmp_path / 'd'}" in r.stdout
+
+
+def test_demo_without_root_explains_how_to_install_the_poems(tmp_path, monkeypatch):
+    from lstmkit.apps import demo
+    monkeypatch.setattr(demo, "TANG_PATH", str(tmp_path / "tang300"))
+    monkeypatch.setattr(demo.os, "geteuid", lambda: 1000)
+    said = []
+    assert demo.ensure_fortunes_zh(log=said.append) is False
+    assert "apt-get install fortunes-zh" in said[0]
+    (tmp_path / "tang300").write_text("%\n")
+    assert demo.ensure_fortunes_zh(log=said.append) is True

@@ -66,8 +66,15 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
                                  seq_len=48, embed_dim=64, units=32 if quick else 128, epochs=1 if quick else 25,
                                  batch_size=32, learning_rate=0.005, dropout=0.3, patience=3,
                                  max_chars=3000 if quick else (None if have_tang else 60000),
-                                 samples=2 if quick else 4, temperature=0.8, line_chars=5, verses=4,
+                                 samples=2, temperature=0.8, line_chars=5, verses=4,
                                  seed=seed, verbose=verbose, log=log)
+    log(f"validation loss {m['val_loss']:.3f} nats/char = {m['bits_per_character']:.3f} bits/char "
+        f"(uniform guess over the {m['vocab']} symbols: {m['uniform_bits']:.2f} bits)")
+    if m["corpus"] == "tang":
+        # and two quatrains of seven-character lines from the same model
+        poems7, _ = generate.sample(os.path.join(out_dir, "tang"), out=os.path.join(out_dir, "tang", "seven"),
+                                    n=2, line_chars=7, verses=4, temperature=0.8, seed=seed + 1)
+        poems = poems + poems7
     for p in poems:
         log("\n" + p)
     summary["generate"] = {"corpus": m["corpus"], "val_loss": m["val_loss"],
