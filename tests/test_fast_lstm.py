@@ -49,7 +49,7 @@ def test_missing_output_gradients(dtype, use_dhs, dstate_used):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("B,T,D,H", [(1, 6, 3, 5), (3, 1, 4, 2), (1, 1, 1, 1), (2, 4, 9, 3)])
+@pytest.mark.parametrize("B,T,D,H", [(1, 6, 3, 5), (3, 1, 4, 2), (1, 1, 1, 1), (2, 4, 9, 3), (3, 0, 4, 2)])
 def test_small_shapes(dtype, B, T, D, H):
     compare_engines(ref, fast, case(dtype, B=B, T=T, D=D, H=H), dtype)
 

@@ -64,8 +64,8 @@ def time_major(a, dtype=None):
 
 def batch_major(a_tm, B):
     """(T, B*H) -> (B, T, H) as a C array (one copy, into pooled memory)."""
-    T = a_tm.shape[0]
-    src = a_tm.reshape(T, B, -1).transpose(1, 0, 2)
+    T, BH = a_tm.shape
+    src = a_tm.reshape(T, B, BH // B if B else 0).transpose(1, 0, 2)
     out = workspace.empty(src.shape, a_tm.dtype)
     np.copyto(out, src)
     return out
