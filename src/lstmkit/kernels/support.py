@@ -152,14 +152,15 @@ def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     H = W_x.shape[1] // n_gates
     x2 = x_tm.reshape(T * B, D)
     xw = workspace.empty((n_gates, T * B, H), x_tm.dtype)
+    # one pass over xw for both biases (b_x + b_h is tiny); rounds differently
+    # from adding them one after the other, by about an ulp
+    b = b_x if b_h is None else b_h if b_x is None else b_x + b_h
 
     def gate(q):
         cols = slice(q * H, (q + 1) * H)
         np.matmul(x2, W_x[:, cols], out=xw[q])                 # (T*B, H)
-        if b_x is not None:
-            xw[q] += b_x[cols]
-        if b_h is not None:
-            xw[q] += b_h[cols]
+        if b is not None:
+            xw[q] += b[cols]
     run_tasks([lambda q=q: gate(q) for q in range(n_gates)], T * B)
     return xw.reshape(n_gates, T, B * H)
 
