@@ -63,6 +63,40 @@ def interleaved_medians(fns, repeats):
     return [statistics.median(ts) for ts in times], [min(ts) for ts in times]
 
 
+def step_case(n_calls=2000):
+    """Streaming: batch 1, input 32, hidden 32, one call per token."""
+    rng = np.random.default_rng(1)
+    D = H = 32
+    x_t = rng.standard_normal((1, D)).astype(np.float32)
+    W_x = (rng.standard_normal((D, 4 * H)) * 0.2).astype(np.float32)
+    W_h = (rng.standard_normal((H, 4 * H)) * 0.2).astype(np.float32)
+    b = np.zeros(4 * H, np.float32)
+    state = (np.zeros((1, H), np.float32), np.zeros((1, H), np.float32))
+
+    def fast_new():
+        for _ in range(n_calls):
+            lstm.step(x_t, state, W_x, W_h, b, b)
+
+    def fast_inplace():
+        s = (state[0].copy(), state[1].copy())
+        for _ in range(n_calls):
+            lstm.step(x_t, s, W_x, W_h, b, b, out=s)
+    return [fast_new, fast_inplace]
+
+
+def torch_step_case(n_calls=2000):
+    import torch
+    net = torch.nn.LSTM(32, 32)
+    x_t = torch.randn(1, 1, 32)
+    state = (torch.zeros(1, 1, 32), torch.zeros(1, 1, 32))
+
+    def run():
+        with torch.no_grad():
+            for _ in range(n_calls):
+                net(x_t, state)
+    return [run]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7)
@@ -85,6 +119,13 @@ def main(argv=None):
         med, best = interleaved_medians(fns, args.repeats)
         cells = [f"{m / T * 1e6:7.1f} ({b / T * 1e6:.1f})" for m, b in zip(med, best)]
         print(f"{B:4d} {T:4d} {D:4d} {H:4d} | " + " ".join(cells[:2]) + " | " + " ".join(cells[2:]))
+    n_calls = 2000
+    fns = step_case(n_calls) + ([] if args.no_torch else torch_step_case(n_calls))
+    med, best = interleaved_medians(fns, args.repeats)
+    names = ["fast step", "fast step, out=state", "torch nn.LSTM step"]
+    for name, m, b in zip(names, med, best):
+        print(f"{name:22s} batch 1, D 32, H 32: {m / n_calls * 1e6:6.2f} us per call median "
+              f"({b / n_calls * 1e6:.2f} min)")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from numba import njit
 from ..cells.checks import check_sequence_args
 from ..cells.gru import _check_reset_after
 from . import support, workspace
+from .blas_threads import single_threaded_blas
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
 from .support import cast_like
@@ -163,12 +164,9 @@ def _gate_blocks(W, H):
     return np.ascontiguousarray(W.reshape(W.shape[0], 3, H).transpose(1, 0, 2))
 
 
-def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
             recurrent_mask=None, reset_after=True):
-    """Run the GRU over a whole sequence; see lstmkit.cells.gru.forward.
-
-    Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
-    """
+    """The body of forward(), run with BLAS threads set."""
     reset_after = _check_reset_after(reset_after)
     if recurrent_mask is not None:
         raise NotImplementedError("the fast GRU kernel has no recurrent dropout; "
@@ -200,8 +198,8 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
     return support.batch_major(hs, B), (h_T,), cache
 
 
-def backward(dhs, dstate, cache):
-    """Backpropagation through time for forward(); see lstmkit.cells.gru.backward."""
+def _backward(dhs, dstate, cache):
+    """The body of backward(), run with BLAS threads set."""
     gates, x_tm, reset_after = cache["gates"], cache["x_tm"], cache["reset_after"]
     T, B, _ = x_tm.shape
     H = cache["W_h"].shape[0]
@@ -232,6 +230,22 @@ def backward(dhs, dstate, cache):
                 b_x=db_x if cache["has_b_x"] else None,
                 b_h=db_h if cache["has_b_h"] else None,
                 state0=(dh0,))
+
+
+def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+            recurrent_mask=None, reset_after=True):
+    """Run the GRU over a whole sequence; see lstmkit.cells.gru.forward.
+
+    Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
+    """
+    with single_threaded_blas(W_h.shape[0]):
+        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, reset_after)
+
+
+def backward(dhs, dstate, cache):
+    """Backpropagation through time for forward(); see lstmkit.cells.gru.backward."""
+    with single_threaded_blas(cache["W_h"].shape[0]):
+        return _backward(dhs, dstate, cache)
 
 
 @njit(**_JIT)

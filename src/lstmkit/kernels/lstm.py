@@ -34,6 +34,7 @@ from numba import njit
 
 from ..cells.checks import check_sequence_args
 from . import support, workspace
+from .blas_threads import single_threaded_blas
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
 from .support import cast_like
@@ -175,12 +176,9 @@ def _gate_blocks(W, H):
     return np.ascontiguousarray(W.reshape(W.shape[0], 4, H).transpose(1, 0, 2))
 
 
-def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
             recurrent_mask=None):
-    """Run the LSTM over a whole sequence; see lstmkit.cells.lstm.forward.
-
-    Returns (hs, (h_T, c_T), cache): hs (B, T, H), the final states and an opaque cache.
-    """
+    """The body of forward(), run with BLAS threads set."""
     if recurrent_mask is not None:
         raise NotImplementedError("the fast LSTM kernel has no recurrent dropout; "
                                   "use the reference engine")
@@ -208,8 +206,8 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
     return support.batch_major(hs, B), (h_T, c_T), cache
 
 
-def backward(dhs, dstate, cache):
-    """Backpropagation through time for forward(); see lstmkit.cells.lstm.backward."""
+def _backward(dhs, dstate, cache):
+    """The body of backward(), run with BLAS threads set."""
     gates, x_tm = cache["gates"], cache["x_tm"]
     T, B, _ = x_tm.shape
     H = cache["W_h"].shape[0]
@@ -232,6 +230,22 @@ def backward(dhs, dstate, cache):
                  b_h=db.copy() if cache["has_b_h"] else None)
     grads["state0"] = (dh0, dc0)
     return grads
+
+
+def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+            recurrent_mask=None):
+    """Run the LSTM over a whole sequence; see lstmkit.cells.lstm.forward.
+
+    Returns (hs, (h_T, c_T), cache): hs (B, T, H), the final states and an opaque cache.
+    """
+    with single_threaded_blas(W_h.shape[0]):
+        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask)
+
+
+def backward(dhs, dstate, cache):
+    """Backpropagation through time for forward(); see lstmkit.cells.lstm.backward."""
+    with single_threaded_blas(cache["W_h"].shape[0]):
+        return _backward(dhs, dstate, cache)
 
 
 @njit(**_JIT)

@@ -13,6 +13,7 @@ from numba import njit
 from ..cells.activations import ACTIVATIONS
 from ..cells.checks import check_sequence_args
 from . import support, workspace
+from .blas_threads import single_threaded_blas
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
 from .support import cast_like
@@ -106,12 +107,9 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, h_news, mask, has_mask, reverse, 
         flush_denormals_end(old_mode)
 
 
-def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
             recurrent_mask=None, activation="tanh"):
-    """Run the simple RNN over a whole sequence; see lstmkit.cells.simple_rnn.forward.
-
-    Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
-    """
+    """The body of forward(), run with BLAS threads set."""
     relu = _check_activation(activation)
     if recurrent_mask is not None:
         raise NotImplementedError("the fast simple-RNN kernel has no recurrent dropout; "
@@ -136,8 +134,8 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
     return support.batch_major(hs, B), (h_T,), cache
 
 
-def backward(dhs, dstate, cache):
-    """Backpropagation through time for forward(); see lstmkit.cells.simple_rnn.backward."""
+def _backward(dhs, dstate, cache):
+    """The body of backward(), run with BLAS threads set."""
     x_tm = cache["x_tm"]
     T, B, _ = x_tm.shape
     H = cache["W_h"].shape[0]
@@ -157,6 +155,22 @@ def backward(dhs, dstate, cache):
                 b_x=db if cache["has_b_x"] else None,
                 b_h=db.copy() if cache["has_b_h"] else None,
                 state0=(dh0,))
+
+
+def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+            recurrent_mask=None, activation="tanh"):
+    """Run the simple RNN over a whole sequence; see lstmkit.cells.simple_rnn.forward.
+
+    Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
+    """
+    with single_threaded_blas(W_h.shape[0]):
+        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, activation)
+
+
+def backward(dhs, dstate, cache):
+    """Backpropagation through time for forward(); see lstmkit.cells.simple_rnn.backward."""
+    with single_threaded_blas(cache["W_h"].shape[0]):
+        return _backward(dhs, dstate, cache)
 
 
 @njit(**_JIT)

@@ -64,8 +64,8 @@ def time_major(a, dtype=None):
 
 def batch_major(a_tm, B):
     """(T, B*H) -> (B, T, H) as a C array (one copy, into pooled memory)."""
-    T = a_tm.shape[0]
-    src = a_tm.reshape(T, B, -1).transpose(1, 0, 2)
+    T, BH = a_tm.shape
+    src = a_tm.reshape(T, B, BH // B if B else 0).transpose(1, 0, 2)
     out = workspace.empty(src.shape, a_tm.dtype)
     np.copyto(out, src)
     return out
@@ -86,16 +86,12 @@ def run_chunks(kernel, B, *args):
     The kernels are compiled with nogil=True, so the threads really run at once;
     Python threads rather than numba's prange because BLAS called inside an
     OpenMP region falls back to a slow, warning-spewing mode."""
-    global _pool
     n = n_chunks(B)
     if n == 1:
         kernel(0, B, *args)
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads() - 1),
-                                   thread_name_prefix="lstmkit-kernel")
     bounds = [(k * B // n, (k + 1) * B // n) for k in range(n)]
-    futures = [_pool.submit(kernel, lo, hi, *args) for lo, hi in bounds[1:]]
+    futures = [_pool_instance().submit(kernel, lo, hi, *args) for lo, hi in bounds[1:]]
     kernel(*bounds[0], *args)
     for f in futures:
         f.result()
@@ -114,6 +110,38 @@ def zeros_cached(n, dtype):
     return z
 
 
+# Whole-sequence products with at least this many rows are spread over threads.
+PARALLEL_MIN_ROWS = 8192
+
+
+def _pool_instance():
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads() - 1),
+                                   thread_name_prefix="lstmkit-kernel")
+    return _pool
+
+
+def run_tasks(tasks, rows):
+    """Run independent closures, spread over the threads when the products
+    are big (rows >= PARALLEL_MIN_ROWS). NumPy releases the GIL inside BLAS,
+    and each thread's BLAS call is single-threaded (blas_threads.py), so
+    the threads work side by side without OpenBLAS's thread hand-offs."""
+    n = min(numba.get_num_threads(), len(tasks))
+    if n <= 1 or rows < PARALLEL_MIN_ROWS:
+        for task in tasks:
+            task()
+        return
+
+    def group(k):
+        for task in tasks[k::n]:
+            task()
+    futures = [_pool_instance().submit(group, k) for k in range(1, n)]
+    group(0)
+    for f in futures:
+        f.result()
+
+
 def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     """x W_x + b_x + b_h for all steps, one BLAS product per gate.
 
@@ -124,13 +152,16 @@ def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     H = W_x.shape[1] // n_gates
     x2 = x_tm.reshape(T * B, D)
     xw = workspace.empty((n_gates, T * B, H), x_tm.dtype)
-    for q in range(n_gates):
+    # one pass over xw for both biases (b_x + b_h is tiny); rounds differently
+    # from adding them one after the other, by about an ulp
+    b = b_x if b_h is None else b_h if b_x is None else b_x + b_h
+
+    def gate(q):
         cols = slice(q * H, (q + 1) * H)
         np.matmul(x2, W_x[:, cols], out=xw[q])                 # (T*B, H)
-        if b_x is not None:
-            xw[q] += b_x[cols]
-        if b_h is not None:
-            xw[q] += b_h[cols]
+        if b is not None:
+            xw[q] += b[cols]
+    run_tasks([lambda q=q: gate(q) for q in range(n_gates)], T * B)
     return xw.reshape(n_gates, T, B * H)
 
 
@@ -145,14 +176,23 @@ def input_side_grads(x_tm, da_all, W_x):
     dW_x = np.empty((D, G * H), x_tm.dtype)
     db = np.empty(G * H, x_tm.dtype)
     dx = workspace.empty((T * B, D), x_tm.dtype)
-    for q in range(G):
+
+    def weights(q):
         cols = slice(q * H, (q + 1) * H)
         dW_x[:, cols] = x2.T @ da[q]
         db[cols] = da[q].sum(axis=0)
-        if q == 0:
-            np.matmul(da[q], W_x[:, cols].T, out=dx)
-        else:
-            dx += da[q] @ W_x[:, cols].T
+
+    def inputs(rows):
+        # dx = sum over gates of da_q W_xq^T, for a block of rows
+        for q in range(G):
+            part = da[q, rows] @ W_x[:, q * H:(q + 1) * H].T
+            if q == 0:
+                dx[rows] = part
+            else:
+                dx[rows] += part
+    half = T * B // 2
+    run_tasks([lambda q=q: weights(q) for q in range(G)]
+              + [lambda: inputs(slice(0, half)), lambda: inputs(slice(half, T * B))], T * B)
     return batch_major(dx.reshape(T, B * D), B), dW_x, db
 
 
@@ -163,9 +203,11 @@ def recurrent_grads(inputs, dahs, H):
     G = len(dahs)
     dW_h = np.empty((H, G * H), dahs[0].dtype)
     db = np.empty(G * H, dahs[0].dtype)
-    for q, (inp, dah) in enumerate(zip(inputs, dahs)):
+
+    def gate(q):
         cols = slice(q * H, (q + 1) * H)
-        dah2 = dah.reshape(-1, H)                              # (T*B, H)
-        dW_h[:, cols] = inp.reshape(-1, H).T @ dah2
+        dah2 = dahs[q].reshape(-1, H)                          # (T*B, H)
+        dW_h[:, cols] = inputs[q].reshape(-1, H).T @ dah2
         db[cols] = dah2.sum(axis=0)
+    run_tasks([lambda q=q: gate(q) for q in range(G)], dahs[0].size // max(H, 1))
     return dW_h, db
