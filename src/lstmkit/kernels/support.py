@@ -101,12 +101,13 @@ _zeros = {}
 
 
 def zeros_cached(n, dtype):
-    """A read-only zero vector standing in for a missing bias in step()."""
+    """A shared zero vector standing in for a missing bias in step(). Not
+    marked read-only: numba would compile another specialisation for that;
+    the kernels only read it."""
     key = (n, np.dtype(dtype))
     z = _zeros.get(key)
     if z is None:
         z = _zeros[key] = np.zeros(n, dtype)
-        z.flags.writeable = False
     return z
 
 
