@@ -299,6 +299,7 @@ def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None):
     write the new state into (may be the state arrays themselves, for an
     allocation-free loop). Returns (h_t, (h_t, c_t)).
     """
+    x_t = support.c_array(x_t)         # x[:, t] is strided; weights and states are C already
     h, c = state
     if b_x is None:
         b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)

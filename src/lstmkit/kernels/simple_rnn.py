@@ -213,13 +213,15 @@ def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None, activation="tanh"):
     state into (may be the state itself). Returns (h_t, (h_t,)).
     """
     relu = _check_activation(activation)
+    x_t = support.c_array(x_t)         # x[:, t] is strided; weights and states are C already
+    h = state[0]
     if b_x is None:
         b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)
     if b_h is None:
         b_h = support.zeros_cached(W_h.shape[1], x_t.dtype)
     if out is None:
-        h_t = _step_new(x_t, state[0], W_x, W_h, b_x, b_h, relu)
+        h_t = _step_new(x_t, h, W_x, W_h, b_x, b_h, relu)
     else:
         h_t = out[0]
-        _step_into(x_t, state[0], W_x, W_h, b_x, b_h, relu, h_t)
+        _step_into(x_t, h, W_x, W_h, b_x, b_h, relu, h_t)
     return h_t, (h_t,)
