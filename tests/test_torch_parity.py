@@ -135,20 +135,22 @@ def random_problem(module, B, T, dtype, seed):
     return x, h0, dout, dstate
 
 
+@pytest.mark.parametrize("engine", ["reference", "auto"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(str(v) for v in c))
-def test_parity_with_torch(config, dtype):
+def test_parity_with_torch(config, dtype, engine):
     kind, B, T, D, H, L, bi, batch_first, bias, nonlinearity = config
     module = make_module(kind, D, H, L, bi, batch_first, bias, nonlinearity, dtype, seed=zlib.crc32(repr(config).encode()) % 1000)
     x, h0, dout, dstate = random_problem(module, B, T, dtype, seed=7)
-    layer, ours, theirs = run_both(module, x, h0, dout, dstate)
+    layer, ours, theirs = run_both(module, x, h0, dout, dstate, engine=engine)
     compare_all(module, layer, ours, theirs, TOL[dtype])
 
 
+@pytest.mark.parametrize("engine", ["reference", "auto"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
-def test_mask_parity_with_packed_sequences(kind, bidirectional, dtype):
+def test_mask_parity_with_packed_sequences(kind, bidirectional, dtype, engine):
     # variable lengths, trailing padding: lstmkit's mask against pack_padded_sequence
     B, T, D, H = 4, 6, 3, 5
     module = make_module(kind, D, H, 2 if kind == "lstm" else 1, bidirectional, True, True, "tanh", dtype, seed=3)
@@ -156,7 +158,7 @@ def test_mask_parity_with_packed_sequences(kind, bidirectional, dtype):
     lengths = [6, 2, 4, 1]
     for b, n in enumerate(lengths):
         x[b, n:] = 100.0                               # padding must not leak into anything
-    layer, ours, theirs = run_both(module, x, h0, dout, dstate, lengths=lengths)
+    layer, ours, theirs = run_both(module, x, h0, dout, dstate, lengths=lengths, engine=engine)
     errors = compare_all(module, layer, ours, theirs, TOL[dtype])
     assert errors["out"] <= TOL[dtype]
     for b, n in enumerate(lengths):

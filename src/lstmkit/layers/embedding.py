@@ -22,7 +22,7 @@ def as_token_ids(x, layer_name, vocab_size):
         if bad:
             example = x[~(np.isfinite(x) & (x == np.round(x)))].flat[0]
             raise TypeError(f"Embedding {layer_name!r} expects integer token ids; got {x.dtype} values "
-                            f"such as {example!r} (features that are not ids go straight to a recurrent layer)")
+                            f"such as {example.item()!r} (features that are not ids go straight to a recurrent layer)")
     if x.ndim != 2:
         raise ValueError(f"Embedding {layer_name!r} expects ids of shape (batch, time); got shape {x.shape}")
     ids = x.astype(np.int64, copy=False)

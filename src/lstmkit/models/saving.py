@@ -14,6 +14,7 @@ from ..layers.base import layer_from_config, serialize_layer
 
 FORMAT = "lstmkit"
 FORMAT_VERSION = "1"
+OPTIMIZER_PREFIX = "__optimizer__/"     # optimizer state: "__optimizer__/<slot>/<weight name>"
 
 
 def save_model(model, path):
@@ -25,6 +26,12 @@ def save_model(model, path):
     compile_config = model.compile_config() if hasattr(model, "compile_config") else None
     if compile_config is not None:
         metadata["compile"] = json.dumps(compile_config)
+        # the optimizer's moments, so that training can resume where it stopped
+        opt = model.optimizer
+        metadata["optimizer_iterations"] = str(opt.iterations)
+        for key, slots in opt.state.items():
+            for slot, arr in slots.items():
+                tensors[f"{OPTIMIZER_PREFIX}{slot}/{key}"] = np.ascontiguousarray(arr)
     io.atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
@@ -40,6 +47,8 @@ def load_model(path, compile=True):
                          f"this lstmkit reads version {FORMAT_VERSION}")
     model = layer_from_config(json.loads(meta["model"]))
     weights = load_file(str(path))
+    opt_state = {k[len(OPTIMIZER_PREFIX):]: v for k, v in weights.items() if k.startswith(OPTIMIZER_PREFIX)}
+    weights = {k: v for k, v in weights.items() if not k.startswith(OPTIMIZER_PREFIX)}
     if not model.built:
         raise ValueError(f"{str(path)!r}: the model config does not give the input shape, so the "
                          f"weights cannot be placed")
@@ -57,4 +66,12 @@ def load_model(path, compile=True):
         cc = json.loads(meta["compile"])
         model.compile(optimizer=optimizers.deserialize(cc["optimizer"]), loss=losses.deserialize(cc["loss"]),
                       metrics=cc["metrics"])
+        opt = model.optimizer
+        opt.iterations = int(meta.get("optimizer_iterations", 0))
+        for name, arr in opt_state.items():
+            slot, key = name.split("/", 1)
+            if key not in expected or arr.shape != expected[key]:
+                raise ValueError(f"{str(path)!r}: optimizer state {name!r} has no matching weight of "
+                                 f"shape {arr.shape}")
+            opt.state.setdefault(key, {})[slot] = np.array(arr)          # a writable copy
     return model

@@ -174,14 +174,17 @@ class Sequential(Container):
         if not self.built:
             raise ValueError(f"model {self.name!r} is not built yet, so its shapes are unknown: give "
                              f"the first layer input_length/input_shape, or call build() or fit() first")
-        widths = (28, 26, line_length - 54)
+        names = [f"{layer.name} ({type(layer).__name__})" for layer in self.layers]
+        first = max([28] + [len(n) + 2 for n in names])          # long names widen the column
+        line_length = max(line_length, first + 37)
+        widths = (first, 26, line_length - first - 26)
         row = lambda cells: "".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
         lines = [f'Model: "{self.name}"', "_" * line_length,
                  row(["Layer (type)", "Output Shape", "Param #"]), "=" * line_length]
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
             shape = layer.compute_output_shape(shape)
-            lines.append(row([f"{layer.name} ({type(layer).__name__})", _fmt_shape(shape),
+            lines.append(row([names[i], _fmt_shape(shape),
                               f"{layer.count_params():,}"]))
             lines.append(("_" if i < len(self.layers) - 1 else "=") * line_length)
         total = sum(l.count_params() for l in self.layers)
@@ -193,13 +196,19 @@ class Sequential(Container):
     def get_config(self):
         cfg = super().get_config()
         cfg["layers"] = [serialize_layer(l) for l in self.layers]
+        if self.built:
+            cfg["input_shape"] = [None if d is None else int(d) for d in self.input_shape]
         return cfg
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         layers = [layer_from_config(s) for s in config.pop("layers")]
-        return cls(layers=layers, **config)
+        input_shape = config.pop("input_shape", None)
+        model = cls(layers=layers, **config)
+        if input_shape is not None and not model.built:
+            model.build(tuple(input_shape))
+        return model
 
     def compile_config(self):
         if not self.compiled:

@@ -1,0 +1,204 @@
+"""lstmkit against PyTorch (default and flush-denormal) and ONNX Runtime.
+
+    python benchmarks/run.py [--quick] [--only A,C] [--tiny] [--out DIR]
+
+Writes DIR/latest.json and DIR/latest.md (default benchmarks/results) and
+prints the table. See benchmarks/README.md.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import envsetup  # noqa: E402  (must come before numpy, torch, numba)
+
+ENV = envsetup.apply()
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import data  # noqa: E402
+import denormal_check  # noqa: E402
+import peak  # noqa: E402
+import quiet  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
+import weights  # noqa: E402
+import workloads  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MEMORY_CASES = ("A-lstm-b32-train", "A-lstm-b128-train")
+
+
+def _import(name):
+    try:
+        return __import__(name), None
+    except Exception as e:                          # a peer that cannot load is reported, not fatal
+        return None, f"{type(e).__name__}: {e}"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _err(e):
+    return {"error": f"{type(e).__name__}: {e}"[:400]}
+
+
+def run_case(case, peers, args):
+    repeats = args.repeats or (case.quick_repeats if args.quick else case.repeats)
+    scale = 1e6 if case.unit == "us" else 1e3
+    warmup = 2 if case.kind != "step" else 1
+    w = weights.make(case.net)
+    x, y = data.make(case)
+    entry = {"id": case.id, "workload": case.workload, "kind": case.kind, "unit": case.unit,
+             "target": case.target, "batch": case.batch, "length": case.length,
+             "net": vars(case.net), "frameworks": {}}
+    if args.wait_quiet:
+        entry["others_before"] = quiet.wait_quiet(args.wait_quiet)
+    lk, torch_peer, ort_peer = peers["lstmkit"], peers["torch"], peers["onnxruntime"]
+    plain = contextlib.nullcontext
+    if torch_peer is not None:                      # the others never run with denormals flushed
+        torch_peer.torch.set_flush_denormal(False)
+    plan = [("lstmkit", lk, plain), ("torch_default", torch_peer, plain),
+            ("torch_flush_denormal", torch_peer,
+             (lambda: torch_peer.flush_denormal(True)) if torch_peer else plain),
+            ("onnxruntime", ort_peer, plain)]
+    runners = {}
+    for name, mod, context in plan:
+        if mod is None:
+            entry["frameworks"][name] = {"error": peers["errors"].get(name, "not available")}
+            continue
+        try:
+            fn = mod.runner(case, w, x, y)
+            if isinstance(fn, tuple):
+                fn, entry[f"{name}_api"] = fn
+            if fn is not None:                      # None: this peer has no such measurement
+                runners[name] = (fn, context)
+        except Exception as e:
+            entry["frameworks"][name] = _err(e)
+    meter = quiet.Meter()
+    entry["frameworks"].update(timing.measure_interleaved(runners, repeats, warmup, case.inner, scale))
+    entry["others_cpu"] = meter.others()        # share of the CPU other processes took meanwhile
+    entry["denormals_flushed_after"] = denormal_check.flushed()
+    if entry["denormals_flushed_after"]:            # a framework left FTZ/DAZ on: say so, then undo
+        log(f"  WARNING: denormals are flushed in the main thread after {case.id}")
+        if torch_peer is not None:
+            torch_peer.torch.set_flush_denormal(False)
+    for name, d in entry["frameworks"].items():
+        log(f"  {case.id:22s} {name:22s} " + (f"{d['median']:.4g} {case.unit}" if "median" in d
+                                                 else d.get("error", "")))
+    if lk is not None:
+        entry["engine"] = lk.engine_name(case.net.cell)
+    if case.workload == "B":
+        flops = peak.rnn_flops(case)
+        entry["flops"] = flops
+        entry["gflops"] = {k: flops / (v["median"] / scale) / 1e9
+                           for k, v in entry["frameworks"].items() if "median" in v}
+    return report.summarize(entry)
+
+
+def run_memory(case_id, args):
+    entry = {"case": case_id, "frameworks": {}}
+    for fw in ("lstmkit", "torch"):
+        cmd = [sys.executable, os.path.join(HERE, "memprobe.py"), fw, case_id]
+        if args.tiny:
+            cmd.append("--tiny")
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=os.environ.copy())
+            if p.returncode != 0:
+                entry["frameworks"][fw] = {"error": p.stderr.strip().splitlines()[-1][:400]
+                                           if p.stderr.strip() else f"exit {p.returncode}"}
+            else:
+                entry["frameworks"][fw] = json.loads(p.stdout.strip().splitlines()[-1])
+        except Exception as e:
+            entry["frameworks"][fw] = _err(e)
+        d = entry["frameworks"][fw]
+        log(f"  {case_id:22s} memory {fw:15s} " + (f"{d['train_peak_mb']:.1f} MB" if "train_peak_mb" in d
+                                                   else d.get("error", "")))
+    return report.summarize_memory(entry)
+
+
+def _git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True,
+                              text=True).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--only", default="", help="comma list of workloads or case ids, e.g. A,C or B-lstm-infer")
+    ap.add_argument("--tiny", action="store_true", help="miniature shapes (smoke test)")
+    ap.add_argument("--repeats", type=int, default=0, help="override the repeats of every case")
+    ap.add_argument("--wait-quiet", type=float, default=20.0,
+                    help="seconds to wait, before each case, for other processes to leave the CPU (0: no wait)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for latest.json/.md")
+    args = ap.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    cases = workloads.select(only)
+    if args.tiny:
+        cases = [workloads.tiny(c) for c in cases]
+
+    peers, errors = {}, {}
+    peers["lstmkit"], errors["lstmkit"] = _import("peer_lstmkit")
+    peers["torch"], err = _import("peer_torch")
+    errors["torch_default"] = errors["torch_flush_denormal"] = err
+    ort_ok = _import("peer_onnx")[0]
+    if ort_ok is not None and not ort_ok.available():
+        ort_ok, errors["onnxruntime"] = None, "onnxruntime/onnx not installed"
+    peers["onnxruntime"] = ort_ok
+    peers["errors"] = {k: v for k, v in errors.items() if v}
+    threads = envsetup.limit_threads()
+
+    started = time.time()
+    meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
+            "tiny": args.tiny, "threads": envsetup.THREADS, "env": ENV, "thread_info": threads,
+            "python": platform.python_version(), "numpy": np.__version__,
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "git_commit": _git_commit()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            meta["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    meta["lstmkit"] = peers["lstmkit"].versions() if peers["lstmkit"] else {"api": None, "engines": {}}
+    for name in ("torch", "onnxruntime"):
+        if peers[name] is not None:
+            meta.update(peers[name].versions())
+    log(f"threads: {json.dumps(threads)}")
+
+    results = {"schema": 1, "meta": meta, "cases": [], "memory": []}
+    log("sgemm peak ...")
+    results["sgemm"] = peak.sgemm_gflops(256 if args.tiny else 2048)
+    log(f"  sgemm {results['sgemm']['gflops']:.1f} GFLOP/s")
+    for case in cases:
+        log(f"{case.id} (batch {case.batch}, length {case.length})")
+        results["cases"].append(run_case(case, peers, args))
+    if not args.no_memory:
+        ids = {c.id for c in cases}
+        for cid in MEMORY_CASES:
+            if cid in ids:
+                log(f"memory {cid}")
+                results["memory"].append(run_memory(cid, args))
+    meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
+    meta["seconds"] = round(time.time() - started, 1)
+    report.write(results, args.out)
+    print(report.text_table(results))
+    for n in report.notes(results):
+        print(n)
+    print(f"wrote {os.path.join(args.out, 'latest.json')} and latest.md in {meta['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

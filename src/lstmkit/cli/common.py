@@ -1,0 +1,67 @@
+"""Options every subcommand shares, and a parser whose errors are one line."""
+import argparse
+import sys
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints the usage and exits 2 on a bad option; we print one line
+    naming the problem and where to look for help."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def add_common(p, with_out=True):
+    if with_out:
+        p.add_argument("--out", metavar="DIR", default=None,
+                       help="run folder for the outputs (default: runs/<command>-<timestamp>)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same run)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
+
+
+def positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {v}")
+    return v
+
+
+def positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def comma_list(text):
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def verbose(args):
+    return 0 if args.quiet else 1
+
+
+def say(*a):
+    print(*a, flush=True)

@@ -1,0 +1,1 @@
+"""Data tools for the applications: tokenizers, readers, windows, corpora."""
