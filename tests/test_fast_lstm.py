@@ -58,9 +58,9 @@ def test_small_shapes(dtype, B, T, D, H):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_threaded_batch_chunks(dtype, reverse, monkeypatch):
-    monkeypatch.setattr(support, "PARALLEL_MIN_ROWS", 0)                # split the products too
+    monkeypatch.setattr(support, "PARALLEL_MIN_WORK", 0)                # split the products too
     B = support.PARALLEL_MIN_BATCH + 7                         # odd size: unequal chunks
-    assert support.n_chunks(B) == min(2, numba.get_num_threads())  # two chunks where two threads exist
+    assert support.n_chunks(B, 8) == min(2, numba.get_num_threads())  # two chunks where two threads exist
     compare_engines(ref, fast, case(dtype, B=B, T=6, D=5, H=8), dtype,
                     mask=mask_with_padding(B, 6), reverse=reverse)
 

@@ -57,7 +57,7 @@ def test_small_shapes(dtype, B, T, D, H):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", FORMS)
 def test_threaded_batch_chunks(dtype, activation, monkeypatch):
-    monkeypatch.setattr(support, "PARALLEL_MIN_ROWS", 0)                # split the products too
+    monkeypatch.setattr(support, "PARALLEL_MIN_WORK", 0)                # split the products too
     B = support.PARALLEL_MIN_BATCH + 7
     compare_engines(ref, fast, case(dtype, B=B, T=6, D=5, H=8), dtype,
                     mask=mask_with_padding(B, 6), reverse=True, activation=activation)

@@ -147,3 +147,21 @@ def test_outputs_of_two_calls_do_not_share_memory():
     g2 = fast_lstm.backward(case["dhs"], None, cache2)
     assert not np.shares_memory(g1["x"], g2["x"])
     assert not np.shares_memory(hs1, hs2)
+
+
+def test_two_specialisations_per_kernel():
+    # masks, missing biases, missing gradients and options are runtime flags,
+    # not new numba types: each compiled loop exists once per dtype
+    from lstmkit.kernels import KERNELS
+    from lstmkit.kernels.warmup import warm_all
+    warm_all()
+    for mod in KERNELS.values():
+        for dtype in (np.float32, np.float64):
+            G, S = mod.N_GATES, len(mod.STATE_NAMES)
+            c = make_case(dtype, 2, 3, 2, 3, G, S, b_x=False, b_h=False)
+            hs, st, cache = mod.forward(c["x"], c["W_x"], c["W_h"])
+            mod.backward(None, None, cache)
+            mod.step(c["x"][:, 0], st, c["W_x"], c["W_h"])
+        for name in ("_forward_rows", "_backward_rows", "_step_into", "_step_new"):
+            n = len(getattr(mod, name).signatures)
+            assert n <= 2, f"{mod.__name__}.{name} has {n} specialisations"

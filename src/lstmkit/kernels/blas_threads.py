@@ -1,15 +1,19 @@
-"""Single-threaded BLAS around the kernels' whole-sequence products, for small
-hidden sizes.
+"""One BLAS thread inside the engine; the engine makes its own threads.
 
-The products outside the time loop (x W_x for all steps, the weight
-gradients) are thin: 32..128 columns, tens of thousands of rows. With
-NumPy's default of one BLAS thread per core they gain little on an idle
-machine, and on a busy one (other processes on the two cores) OpenBLAS's
-threads wait for each other: measured medians went from 2 us to 120 us per
-step for the same product. So for H < MULTITHREAD_MIN_HIDDEN they run on one
-thread; the large-H case keeps BLAS's threads, where the work pays for them.
+BLAS is called in two places: per step inside the compiled loops (numba's
+np.dot, SciPy's OpenBLAS) and for the whole-sequence products around them
+(NumPy's OpenBLAS). On this machine, shared with other processes, OpenBLAS's
+own threads wait for each other whenever a core is busy elsewhere: the same
+per-step product (64 x 512) x (512 x 2048) took 2.3 to 94 ms with two BLAS
+threads and a steady 1.7 ms with one; the projection x W_x at B = 32 went
+from 2 us to 120 us per step (median). So inside forward() and backward()
+every BLAS runs on one thread, and the parallelism comes from the engine's
+own threads, which share no work and never wait on each other: batch row
+chunks for the loops (support.run_chunks) and independent products for the
+whole-sequence work (support.run_tasks).
 
-This needs threadpoolctl; without it the context does nothing.
+This needs threadpoolctl; without it the context does nothing and BLAS keeps
+its default threads.
 """
 import threading
 from contextlib import contextmanager
@@ -18,8 +22,6 @@ try:
     import threadpoolctl
 except ImportError:                                            # optional
     threadpoolctl = None
-
-MULTITHREAD_MIN_HIDDEN = 256
 
 _libs = None
 _lock = threading.Lock()
@@ -30,15 +32,19 @@ _saved = []
 def _blas_libs():
     global _libs
     if _libs is None:
+        # numba's np.dot calls SciPy's BLAS, NumPy's products its own; load
+        # SciPy's first so that the controller sees both
+        import scipy.linalg.cython_blas  # noqa: F401
         _libs = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
     return _libs
 
 
 @contextmanager
-def single_threaded_blas(hidden):
-    """One BLAS thread inside the block when hidden < MULTITHREAD_MIN_HIDDEN."""
+def single_threaded_blas():
+    """Every BLAS library on one thread inside the block (re-entrant, thread-safe);
+    the previous thread counts come back when the outermost block exits."""
     global _depth, _saved
-    if threadpoolctl is None or hidden >= MULTITHREAD_MIN_HIDDEN:
+    if threadpoolctl is None:
         yield
         return
     with _lock:

@@ -189,7 +189,7 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     hs, h_prevs, hn_or_rh = (workspace.empty((T, B * H), dt) for _ in range(3))
     gates = workspace.empty((3, T, B * H), dt)                        # activated r, z, n
     h_T = np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, xw, _gate_blocks(W_h, H), b_hn, h0, m, has_mask,
+    support.run_chunks(_forward_rows, B, H, xw, _gate_blocks(W_h, H), b_hn, h0, m, has_mask,
                        bool(reverse), reset_after, support.FLUSH_DENORMALS,
                        hs, gates, h_prevs, hn_or_rh, h_T)
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
@@ -213,7 +213,7 @@ def _backward(dhs, dstate, cache):
     dah_n = workspace.empty((T, B * H) if reset_after else (1, 1), dt)
     dh0 = np.empty((B, H), dt)
     W_hqT = np.ascontiguousarray(_gate_blocks(cache["W_h"], H).transpose(0, 2, 1))  # (3, H, H)
-    support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, gates, cache["h_prevs"],
+    support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, gates, cache["h_prevs"],
                        cache["hn_or_rh"], cache["mask"], cache["has_mask"], cache["reverse"],
                        reset_after, W_hqT, support.FLUSH_DENORMALS, da_all, dah_n, dh0)
     dx, dW_x, db_x = support.input_side_grads(x_tm, da_all, cache["W_x"])
@@ -238,13 +238,13 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
 
     Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
     """
-    with single_threaded_blas(W_h.shape[0]):
+    with single_threaded_blas():
         return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, reset_after)
 
 
 def backward(dhs, dstate, cache):
     """Backpropagation through time for forward(); see lstmkit.cells.gru.backward."""
-    with single_threaded_blas(cache["W_h"].shape[0]):
+    with single_threaded_blas():
         return _backward(dhs, dstate, cache)
 
 
@@ -309,13 +309,15 @@ def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None, reset_after=True):
     x_t (B, D); state = (h,), (B, H). out, optional (h_out,) to write the new
     state into (may be the state itself). Returns (h_t, (h_t,)).
     """
+    x_t = support.c_array(x_t)         # x[:, t] is strided; weights and states are C already
+    h = state[0]
     if b_x is None:
         b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)
     if b_h is None:
         b_h = support.zeros_cached(W_h.shape[1], x_t.dtype)
     if out is None:
-        h_t = _step_new(x_t, state[0], W_x, W_h, b_x, b_h, bool(reset_after))
+        h_t = _step_new(x_t, h, W_x, W_h, b_x, b_h, bool(reset_after))
     else:
         h_t = out[0]
-        _step_into(x_t, state[0], W_x, W_h, b_x, b_h, bool(reset_after), h_t)
+        _step_into(x_t, h, W_x, W_h, b_x, b_h, bool(reset_after), h_t)
     return h_t, (h_t,)

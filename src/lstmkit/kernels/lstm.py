@@ -197,7 +197,7 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     gates = workspace.empty((4, T, B * H), dt)                        # activated i, f, g, o
     tanh_cs, h_prevs, c_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, xw, _gate_blocks(W_h, H), h0, c0, m, has_mask,
+    support.run_chunks(_forward_rows, B, H, xw, _gate_blocks(W_h, H), h0, c0, m, has_mask,
                        bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
                        hs, gates, tanh_cs, h_prevs, c_prevs, h_T, c_T)
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
@@ -221,7 +221,7 @@ def _backward(dhs, dstate, cache):
     dz_all = workspace.empty((4, T, B * H), dt)                       # gradients of the preactivations
     dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
     W_hqT = np.ascontiguousarray(_gate_blocks(cache["W_h"], H).transpose(0, 2, 1))  # (4, H, H)
-    support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, dc_T, gates, cache["tanh_cs"],
+    support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, dc_T, gates, cache["tanh_cs"],
                        cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"], W_hqT,
                        support.FLUSH_DENORMALS, dz_all, dh0, dc0)
     dx, dW_x, db = support.input_side_grads(x_tm, dz_all, cache["W_x"])
@@ -238,13 +238,13 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
 
     Returns (hs, (h_T, c_T), cache): hs (B, T, H), the final states and an opaque cache.
     """
-    with single_threaded_blas(W_h.shape[0]):
+    with single_threaded_blas():
         return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask)
 
 
 def backward(dhs, dstate, cache):
     """Backpropagation through time for forward(); see lstmkit.cells.lstm.backward."""
-    with single_threaded_blas(cache["W_h"].shape[0]):
+    with single_threaded_blas():
         return _backward(dhs, dstate, cache)
 
 
@@ -299,6 +299,7 @@ def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None):
     write the new state into (may be the state arrays themselves, for an
     allocation-free loop). Returns (h_t, (h_t, c_t)).
     """
+    x_t = support.c_array(x_t)         # x[:, t] is strided; weights and states are C already
     h, c = state
     if b_x is None:
         b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)

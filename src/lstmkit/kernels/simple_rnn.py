@@ -126,7 +126,7 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)[0]  # (T, B*H)
     hs, h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
     h_T = np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, xw, W_h, h0, m, has_mask, bool(reverse), relu,
+    support.run_chunks(_forward_rows, B, H, xw, W_h, h0, m, has_mask, bool(reverse), relu,
                        support.FLUSH_DENORMALS, hs, h_news, h_prevs, h_T)
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
                  h_news=h_news, h_prevs=h_prevs, mask=m, has_mask=has_mask,
@@ -146,7 +146,7 @@ def _backward(dhs, dstate, cache):
     dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
     da_all = workspace.empty((T, B * H), dt)
     dh0 = np.empty((B, H), dt)
-    support.run_chunks(_backward_rows, B, dhs_tm, has_dhs, dh_T, cache["h_news"], cache["mask"],
+    support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, cache["h_news"], cache["mask"],
                        cache["has_mask"], cache["reverse"], cache["relu"],
                        np.ascontiguousarray(cache["W_h"].T), support.FLUSH_DENORMALS, da_all, dh0)
     dx, dW_x, db = support.input_side_grads(x_tm, da_all[None], cache["W_x"])
@@ -163,13 +163,13 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
 
     Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
     """
-    with single_threaded_blas(W_h.shape[0]):
+    with single_threaded_blas():
         return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, activation)
 
 
 def backward(dhs, dstate, cache):
     """Backpropagation through time for forward(); see lstmkit.cells.simple_rnn.backward."""
-    with single_threaded_blas(cache["W_h"].shape[0]):
+    with single_threaded_blas():
         return _backward(dhs, dstate, cache)
 
 
@@ -213,13 +213,15 @@ def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None, activation="tanh"):
     state into (may be the state itself). Returns (h_t, (h_t,)).
     """
     relu = _check_activation(activation)
+    x_t = support.c_array(x_t)         # x[:, t] is strided; weights and states are C already
+    h = state[0]
     if b_x is None:
         b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)
     if b_h is None:
         b_h = support.zeros_cached(W_h.shape[1], x_t.dtype)
     if out is None:
-        h_t = _step_new(x_t, state[0], W_x, W_h, b_x, b_h, relu)
+        h_t = _step_new(x_t, h, W_x, W_h, b_x, b_h, relu)
     else:
         h_t = out[0]
-        _step_into(x_t, state[0], W_x, W_h, b_x, b_h, relu, h_t)
+        _step_into(x_t, h, W_x, W_h, b_x, b_h, relu, h_t)
     return h_t, (h_t,)

@@ -15,10 +15,11 @@ from . import workspace
 
 DTYPES = (np.float32, np.float64)
 
-# Below this batch one thread runs the whole batch: splitting a small batch
-# makes each thread's per-step matrix product too small to pay for the
-# thread start-up.
+# The time loops split the batch over threads from this many rows on, or
+# earlier when the per-step product is big (rows x H >= PARALLEL_MIN_STATE):
+# splitting a small step makes each thread's work too small to pay for it.
 PARALLEL_MIN_BATCH = 64
+PARALLEL_MIN_STATE = 8192
 
 # The backward loop flushes subnormal floats to zero (see denormals.py); the
 # benchmark flips this to measure what it buys.
@@ -40,6 +41,12 @@ def _cast_like_impl(arr, value):
 def check_dtype(x):
     if x.dtype not in DTYPES:
         raise TypeError(f"the fast engine runs float32 or float64; x has dtype {x.dtype}")
+
+
+def c_array(a):
+    """a itself when C-contiguous, else a C copy: a strided view (say x[:, t])
+    would make numba compile another specialisation."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def contiguous(a, dtype):
@@ -71,22 +78,24 @@ def batch_major(a_tm, B):
     return out
 
 
-def n_chunks(batch):
-    """How many threads share the batch: one for small batches, else all of numba's."""
-    if batch < PARALLEL_MIN_BATCH:
+def n_chunks(batch, hidden):
+    """How many threads share the batch's time loop: one for small work, else
+    all of numba's, with at least 4 rows each."""
+    if batch < PARALLEL_MIN_BATCH and batch * hidden < PARALLEL_MIN_STATE:
         return 1
-    return max(1, min(numba.get_num_threads(), batch // (PARALLEL_MIN_BATCH // 2)))
+    return max(1, min(numba.get_num_threads(), batch // 4))
 
 
 _pool = None
 
 
-def run_chunks(kernel, B, *args):
-    """kernel(lo, hi, *args) over row chunks of the batch, one chunk per thread.
+def run_chunks(kernel, B, H, *args):
+    """kernel(lo, hi, *args) over row chunks of the batch (B rows, hidden size
+    H), one chunk per thread.
     The kernels are compiled with nogil=True, so the threads really run at once;
     Python threads rather than numba's prange because BLAS called inside an
     OpenMP region falls back to a slow, warning-spewing mode."""
-    n = n_chunks(B)
+    n = n_chunks(B, H)
     if n == 1:
         kernel(0, B, *args)
         return
@@ -101,17 +110,19 @@ _zeros = {}
 
 
 def zeros_cached(n, dtype):
-    """A read-only zero vector standing in for a missing bias in step()."""
+    """A shared zero vector standing in for a missing bias in step(). Not
+    marked read-only: numba would compile another specialisation for that;
+    the kernels only read it."""
     key = (n, np.dtype(dtype))
     z = _zeros.get(key)
     if z is None:
         z = _zeros[key] = np.zeros(n, dtype)
-        z.flags.writeable = False
     return z
 
 
-# Whole-sequence products with at least this many rows are spread over threads.
-PARALLEL_MIN_ROWS = 8192
+# Whole-sequence products with at least this many output numbers (rows x H)
+# are spread over threads.
+PARALLEL_MIN_WORK = 1 << 18
 
 
 def _pool_instance():
@@ -122,13 +133,14 @@ def _pool_instance():
     return _pool
 
 
-def run_tasks(tasks, rows):
+def run_tasks(tasks, work):
     """Run independent closures, spread over the threads when the products
-    are big (rows >= PARALLEL_MIN_ROWS). NumPy releases the GIL inside BLAS,
-    and each thread's BLAS call is single-threaded (blas_threads.py), so
-    the threads work side by side without OpenBLAS's thread hand-offs."""
+    are big (work = rows x H >= PARALLEL_MIN_WORK). NumPy releases the GIL
+    inside BLAS, and each thread's BLAS call is single-threaded
+    (blas_threads.py), so the threads work side by side without OpenBLAS's
+    thread hand-offs."""
     n = min(numba.get_num_threads(), len(tasks))
-    if n <= 1 or rows < PARALLEL_MIN_ROWS:
+    if n <= 1 or work < PARALLEL_MIN_WORK:
         for task in tasks:
             task()
         return
@@ -161,7 +173,7 @@ def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
         np.matmul(x2, W_x[:, cols], out=xw[q])                 # (T*B, H)
         if b is not None:
             xw[q] += b[cols]
-    run_tasks([lambda q=q: gate(q) for q in range(n_gates)], T * B)
+    run_tasks([lambda q=q: gate(q) for q in range(n_gates)], T * B * H)
     return xw.reshape(n_gates, T, B * H)
 
 
@@ -192,7 +204,7 @@ def input_side_grads(x_tm, da_all, W_x):
                 dx[rows] += part
     half = T * B // 2
     run_tasks([lambda q=q: weights(q) for q in range(G)]
-              + [lambda: inputs(slice(0, half)), lambda: inputs(slice(half, T * B))], T * B)
+              + [lambda: inputs(slice(0, half)), lambda: inputs(slice(half, T * B))], T * B * H)
     return batch_major(dx.reshape(T, B * D), B), dW_x, db
 
 
@@ -209,5 +221,5 @@ def recurrent_grads(inputs, dahs, H):
         dah2 = dahs[q].reshape(-1, H)                          # (T*B, H)
         dW_h[:, cols] = inputs[q].reshape(-1, H).T @ dah2
         db[cols] = dah2.sum(axis=0)
-    run_tasks([lambda q=q: gate(q) for q in range(G)], dahs[0].size // max(H, 1))
+    run_tasks([lambda q=q: gate(q) for q in range(G)], dahs[0].size)
     return dW_h, db
