@@ -84,7 +84,8 @@ def run_case(case, peers, args):
         except Exception as e:
             entry["frameworks"][name] = _err(e)
     meter = quiet.Meter()
-    entry["frameworks"].update(timing.measure_interleaved(runners, repeats, warmup, case.inner, scale))
+    entry["frameworks"].update(timing.measure_interleaved(runners, repeats, warmup, case.inner, scale,
+                                                                settle=args.settle))
     entry["others_cpu"] = meter.others()        # share of the CPU other processes took meanwhile
     entry["denormals_flushed_after"] = denormal_check.flushed()
     if entry["denormals_flushed_after"]:            # a framework left FTZ/DAZ on: say so, then undo
@@ -141,6 +142,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=0, help="override the repeats of every case")
     ap.add_argument("--wait-quiet", type=float, default=20.0,
                     help="seconds to wait, before each case, for other processes to leave the CPU (0: no wait)")
+    ap.add_argument("--settle", type=float, default=0.1,
+                    help="seconds of sleep before each timed sample, letting other thread pools go idle")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for latest.json/.md")
     args = ap.parse_args(argv)
@@ -162,7 +165,7 @@ def main(argv=None):
 
     started = time.time()
     meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
-            "tiny": args.tiny, "threads": envsetup.THREADS, "env": ENV, "thread_info": threads,
+            "tiny": args.tiny, "settle_s": args.settle, "threads": envsetup.THREADS, "env": ENV, "thread_info": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "git_commit": _git_commit()}
@@ -179,7 +182,7 @@ def main(argv=None):
 
     results = {"schema": 1, "meta": meta, "cases": [], "memory": []}
     log("sgemm peak ...")
-    results["sgemm"] = peak.sgemm_gflops(256 if args.tiny else 2048)
+    results["sgemm"] = peak.sgemm_gflops(256 if args.tiny else 2048, repeats=10)
     log(f"  sgemm {results['sgemm']['gflops']:.1f} GFLOP/s")
     for case in cases:
         log(f"{case.id} (batch {case.batch}, length {case.length})")
@@ -191,7 +194,7 @@ def main(argv=None):
                 log(f"memory {cid}")
                 results["memory"].append(run_memory(cid, args))
     # the peak again at the end; the better of the two stands (a busy moment only lowers it)
-    again = peak.sgemm_gflops(256 if args.tiny else 2048)
+    again = peak.sgemm_gflops(256 if args.tiny else 2048, repeats=10)
     results["sgemm"]["gflops_start_end"] = [results["sgemm"]["gflops"], again["gflops"]]
     results["sgemm"]["gflops"] = max(results["sgemm"]["gflops"], again["gflops"])
     for e in results["cases"]:

@@ -35,13 +35,16 @@ def measure(fn, repeats, warmup=2, inner=1, scale=1e3):
     return stats(samples)
 
 
-def measure_interleaved(runners, repeats, warmup=2, inner=1, scale=1e3):
+def measure_interleaved(runners, repeats, warmup=2, inner=1, scale=1e3, settle=0.0):
     """Time several frameworks on the same case, taking turns: each repeat
     times every runner once (the order rotating from repeat to repeat), so a
     change in the machine's load hits all of them alike.
 
     runners: {name: (fn, context)} where context() gives a context manager
     entered around each of that runner's warm-up calls and samples.
+    settle: seconds of sleep before each sample, so that the thread pools of
+    the framework that ran before (OpenMP, OpenBLAS, ONNX Runtime spin for a
+    while after a call) are idle when the next one starts.
     Returns {name: stats or {"error": ...}}."""
     out, live = {}, []
     for name, (fn, context) in runners.items():
@@ -61,6 +64,8 @@ def measure_interleaved(runners, repeats, warmup=2, inner=1, scale=1e3):
             for k in range(len(live)):
                 name = live[(r + k) % len(live)]
                 fn, context = runners[name]
+                if settle:
+                    time.sleep(settle)
                 with context():
                     t0 = time.perf_counter()
                     for _ in range(inner):

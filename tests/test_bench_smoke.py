@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 
 def test_harness_writes_valid_results(tmp_path):
     p = subprocess.run([sys.executable, os.path.join(BENCH, "run.py"), "--tiny", "--repeats", "1",
-                        "--only", "A-lstm-b32,C,D", "--wait-quiet", "0", "--out", str(tmp_path)],
+                        "--only", "A-lstm-b32,C,D", "--wait-quiet", "0", "--settle", "0", "--out", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     results = json.loads((tmp_path / "latest.json").read_text())
