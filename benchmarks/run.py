@@ -84,8 +84,11 @@ def run_case(case, peers, args):
         except Exception as e:
             entry["frameworks"][name] = _err(e)
     meter = quiet.Meter()
-    entry["frameworks"].update(timing.measure_interleaved(runners, repeats, warmup, case.inner, scale,
-                                                                settle=args.settle))
+    if args.interleave:
+        timed = timing.measure_interleaved(runners, repeats, warmup, case.inner, scale, settle=args.settle)
+    else:
+        timed = timing.measure_blocks(runners, repeats, warmup, case.inner, scale)
+    entry["frameworks"].update(timed)
     entry["others_cpu"] = meter.others()        # share of the CPU other processes took meanwhile
     entry["denormals_flushed_after"] = denormal_check.flushed()
     if entry["denormals_flushed_after"]:            # a framework left FTZ/DAZ on: say so, then undo
@@ -142,8 +145,11 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=0, help="override the repeats of every case")
     ap.add_argument("--wait-quiet", type=float, default=20.0,
                     help="seconds to wait, before each case, for other processes to leave the CPU (0: no wait)")
+    ap.add_argument("--interleave", action="store_true",
+                    help="frameworks take turns repeat by repeat (robust to a drifting load) instead of "
+                         "each running its repeats in one block right after its warm-up (the default)")
     ap.add_argument("--settle", type=float, default=0.1,
-                    help="seconds of sleep before each timed sample, letting other thread pools go idle")
+                    help="with --interleave: seconds of sleep before each sample, letting other pools go idle")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for latest.json/.md")
     args = ap.parse_args(argv)
@@ -165,7 +171,7 @@ def main(argv=None):
 
     started = time.time()
     meta = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "quick": args.quick,
-            "tiny": args.tiny, "settle_s": args.settle, "threads": envsetup.THREADS, "env": ENV, "thread_info": threads,
+            "tiny": args.tiny, "interleave": args.interleave, "settle_s": args.settle, "threads": envsetup.THREADS, "env": ENV, "thread_info": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "git_commit": _git_commit()}

@@ -76,3 +76,17 @@ def measure_interleaved(runners, repeats, warmup=2, inner=1, scale=1e3, settle=0
             gc.enable()
     out.update({name: stats(s) for name, s in samples.items()})
     return out
+
+
+def measure_blocks(runners, repeats, warmup=2, inner=1, scale=1e3):
+    """Time several frameworks one after the other: each one's warm-up calls
+    right before its own repeats, so its threads and caches are warm, as when
+    it runs alone. Returns {name: stats or {"error": ...}}."""
+    out = {}
+    for name, (fn, context) in runners.items():
+        try:
+            with context():
+                out[name] = measure(fn, repeats, warmup, inner, scale)
+        except Exception as e:
+            out[name] = {"error": f"{type(e).__name__}: {e}"[:400]}
+    return out
