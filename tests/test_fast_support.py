@@ -162,6 +162,9 @@ def test_two_specialisations_per_kernel():
             hs, st, cache = mod.forward(c["x"], c["W_x"], c["W_h"])
             mod.backward(None, None, cache)
             mod.step(c["x"][:, 0], st, c["W_x"], c["W_h"])
+            # transposed weights (torch's weight_hh.T) and a strided state
+            mod.step(c["x"][:, 0], tuple(np.asfortranarray(s) for s in st),
+                     np.asfortranarray(c["W_x"]), np.asfortranarray(c["W_h"]))
         for name in ("_forward_rows", "_backward_rows", "_step_into", "_step_new"):
             n = len(getattr(mod, name).signatures)
             assert n <= 2, f"{mod.__name__}.{name} has {n} specialisations"

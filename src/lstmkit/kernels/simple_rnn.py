@@ -213,8 +213,12 @@ def step(x_t, state, W_x, W_h, b_x=None, b_h=None, out=None, activation="tanh"):
     state into (may be the state itself). Returns (h_t, (h_t,)).
     """
     relu = _check_activation(activation)
-    x_t = support.c_array(x_t)         # x[:, t] is strided; weights and states are C already
+    # strided x[:, t] or transposed weights (torch's weight_hh.T) would each
+    # make numba compile another specialisation
     h = state[0]
+    if not (x_t.flags.c_contiguous and W_x.flags.c_contiguous and W_h.flags.c_contiguous
+            and h.flags.c_contiguous):
+        x_t, W_x, W_h, h = (np.ascontiguousarray(a) for a in (x_t, W_x, W_h, h))
     if b_x is None:
         b_x = support.zeros_cached(W_h.shape[1], x_t.dtype)
     if b_h is None:

@@ -43,12 +43,6 @@ def check_dtype(x):
         raise TypeError(f"the fast engine runs float32 or float64; x has dtype {x.dtype}")
 
 
-def c_array(a):
-    """a itself when C-contiguous, else a C copy: a strided view (say x[:, t])
-    would make numba compile another specialisation."""
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
 def contiguous(a, dtype):
     return None if a is None else np.ascontiguousarray(a, dtype=dtype)
 
