@@ -190,6 +190,13 @@ def main(argv=None):
             if cid in ids:
                 log(f"memory {cid}")
                 results["memory"].append(run_memory(cid, args))
+    # the peak again at the end; the better of the two stands (a busy moment only lowers it)
+    again = peak.sgemm_gflops(256 if args.tiny else 2048)
+    results["sgemm"]["gflops_start_end"] = [results["sgemm"]["gflops"], again["gflops"]]
+    results["sgemm"]["gflops"] = max(results["sgemm"]["gflops"], again["gflops"])
+    for e in results["cases"]:
+        if "gflops" in e:
+            e["percent_of_sgemm_peak"] = {k: 100 * v / results["sgemm"]["gflops"] for k, v in e["gflops"].items()}
     meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     meta["seconds"] = round(time.time() - started, 1)
     report.write(results, args.out)
