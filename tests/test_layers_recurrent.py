@@ -4,23 +4,7 @@ import numpy as np
 import pytest
 
 from lstmkit.layers import LSTM, GRU, SimpleRNN, Bidirectional, RNNStack
-
-
-def numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        fp = f()
-        a[idx] = old - eps
-        fm = f()
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
-def rel_err(a, b):
-    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+from gradcheck_util import numeric_grad, rel_err
 
 
 def check_layer_grads(layer, x, mask=None, tol=1e-6):

@@ -7,6 +7,7 @@ import pytest
 import lstmkit as lk
 from lstmkit import losses
 from lstmkit.models.training import _fuse
+from gradcheck_util import numeric_grad
 
 F64 = dict(dtype="float64")
 RNN = dict(dtype="float64", engine="reference")
@@ -24,19 +25,6 @@ def model_loss_and_grads(model, loss, x, y):
     return value, {k: v.copy() for k, v in model.grads.items()}, dx, fused
 
 
-def numeric(f, a, eps=1e-5):
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        fp = f()
-        a[idx] = old - eps
-        fm = f()
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
 def check(model, loss, x, y, expect_fused):
     value, grads, dx, fused = model_loss_and_grads(model, loss, x, y)
     assert fused == expect_fused
@@ -44,12 +32,12 @@ def check(model, loss, x, y, expect_fused):
     worst = []
     assert set(grads) == set(params)
     for k, p in params.items():
-        num = numeric(value, p)
+        num = numeric_grad(value, p, eps=1e-5)
         err = np.abs(grads[k] - num).max() / max(np.abs(num).max(), 1e-12)
         worst.append(err)
         assert err < 1e-6, (k, err)
     if x.dtype.kind == "f":
-        num = numeric(value, x)
+        num = numeric_grad(value, x, eps=1e-5)
         assert np.abs(dx - num).max() / np.abs(num).max() < 1e-6
     print(f"max relative error over {len(params)} weights: {max(worst):.1e}")
     return fused

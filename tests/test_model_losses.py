@@ -6,23 +6,7 @@ import torch
 
 import lstmkit as lk
 from lstmkit import losses
-
-
-def numeric(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for idx in np.ndindex(a.shape):
-        old = a[idx]
-        a[idx] = old + eps
-        fp = f()
-        a[idx] = old - eps
-        fm = f()
-        a[idx] = old
-        g[idx] = (fp - fm) / (2 * eps)
-    return g
-
-
-def rel_err(a, b):
-    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+from gradcheck_util import numeric_grad as numeric, rel_err
 
 
 rng = np.random.default_rng(0)

@@ -123,3 +123,14 @@ def test_config_weight_mismatch(tmp_path):
         lk.load_model(path)
     with pytest.raises(ValueError, match="not built"):
         lk.Sequential([lk.Dense(2)]).save(tmp_path / "x.lstmkit")
+
+
+def test_saved_files_get_the_usual_mode(tmp_path):
+    # mkstemp creates 0600 files; a saved model must be readable as any file the user writes
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "m.lstmkit"
+        lk.Sequential([lk.Dense(2, input_dim=3)]).save(path)
+    finally:
+        os.umask(old)
+    assert (os.stat(path).st_mode & 0o777) == 0o644

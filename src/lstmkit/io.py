@@ -9,26 +9,18 @@ import json
 import os
 import struct
 import tempfile
+from contextlib import contextmanager
 
 MAX_HEADER = 100 * 1024 * 1024          # safetensors' own limit on the JSON header
 
 
-def atomic_write_bytes(path, data):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())                 # the bytes are on disk before the rename
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory):
     try:                                         # make the rename itself durable
         dfd = os.open(directory, os.O_RDONLY)
         try:
@@ -37,6 +29,44 @@ def atomic_write_bytes(path, data):
             os.close(dfd)
     except OSError:
         pass
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; when the block ends without an
+    error, the temporary file is synced to disk and renamed to ``path``.
+    The temporary name keeps the extension: some writers look at it."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())                 # the bytes are on disk before the rename
+        os.chmod(tmp, 0o666 & ~_umask())         # mkstemp makes 0600; give the usual mode
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    _fsync_dir(directory)
+
+
+def atomic_write_bytes(path, data):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def write_text(path, text):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def _describe(head):

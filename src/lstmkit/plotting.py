@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .data.atomic import atomic_path
+from .io import atomic_path
 
 _CJK_HINTS = ("CJK", "WenQuanYi", "Noto Sans SC", "Noto Serif SC", "SimHei", "Source Han", "AR PL",
               "Droid Sans Fallback", "Microsoft YaHei")

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from .. import plotting
-from ..data.atomic import write_json, write_text
+from ..io import write_json, write_text
 from ..data.errors import DataError
 from ..data.labelled_text import check_classes, load_labelled, select_classes
 from ..data.tokenizer import Tokenizer, WordTokenizer, pad_sequences

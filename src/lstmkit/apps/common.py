@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from ..data.atomic import write_json
+from ..io import write_json
 from ..data.errors import DataError
 
 MODEL_FILE = "model.safetensors"

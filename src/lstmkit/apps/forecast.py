@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from .. import plotting
-from ..data.atomic import write_json, write_text
+from ..io import write_json, write_text
 from ..data.errors import DataError
 from ..data.scaling import StandardScaler
 from ..data.series import SEASONS, load_csv_series, load_dataset

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .. import plotting
-from ..data.atomic import write_json, write_text
+from ..io import write_json, write_text
 from ..data.corpora import stdlib_source
 from ..data.errors import DataError
 from ..data.tang import TANG_PATH, corpus_text, load_tang

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import plotting
 from ..analysis.gradient_flow import LABELS, gradient_flow
-from ..data.atomic import write_json
+from ..io import write_json
 from .common import make_run_dir, to_jsonable
 
 COLUMNS = (("simple_rnn", "simple RNN h"), ("gru", "GRU h"), ("lstm", "LSTM h"), ("lstm_c", "LSTM c"))

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import plotting
 from ..analysis.gates import gate_activations
-from ..data.atomic import write_json
+from ..io import write_json
 from ..data.errors import DataError
 from ..data.tokenizer import Tokenizer
 from .common import load_bundle, make_run_dir, to_jsonable
