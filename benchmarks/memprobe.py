@@ -9,8 +9,9 @@ Reported: train_peak_mb = peak RSS during the steps minus the RSS after the
 imports (weights, optimizer state, data, activations and, for lstmkit,
 compiled kernels: what training costs beyond loading the library);
 step_peak_mb = the same peak minus the RSS just before the steps (what one
-step allocates on top); ru_maxrss_mb = the process's whole high-water mark
-(getrusage), imports included.
+step allocates on top); process_peak_mb = VmHWM before the reset (imports,
+building and the warm-up step included). getrusage's ru_maxrss is not used:
+a child inherits its parent's value across fork.
 
     python memprobe.py FRAMEWORK CASE_ID [--tiny] [--steps N]   (FRAMEWORK: lstmkit | torch)
 """
@@ -67,6 +68,7 @@ def main(argv=None):
     del w
     fn()                                                    # warm-up (and JIT compilation)
     rss_ready = _status("VmRSS")
+    process_peak = _status("VmHWM")
     reset = _reset_peak()
     for _ in range(args.steps):
         fn()
@@ -74,7 +76,7 @@ def main(argv=None):
     out = {"framework": args.framework, "case": case.id, "steps": args.steps,
            "rss_after_imports_mb": rss_imports, "rss_ready_mb": rss_ready, "peak_rss_mb": peak,
            "train_peak_mb": peak - rss_imports, "step_peak_mb": peak - rss_ready,
-           "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+           "process_peak_mb": process_peak,
            "method": "VmHWM reset via clear_refs" if reset else "ru_maxrss (clear_refs unavailable)"}
     print(json.dumps(out))
 
