@@ -96,3 +96,17 @@ def test_top_level_exports():
     for name in ("Sequential", "Embedding", "Dense", "Dropout", "Flatten", "SimpleRNN", "LSTM", "GRU",
                  "Bidirectional", "load_model", "Adam", "SGD", "RMSprop", "EarlyStopping"):
         assert hasattr(lk, name), name
+
+
+def test_embedding_gradient_has_no_stale_rows_across_steps():
+    # the gradient table is reused between steps: rows of the previous batch must be cleared
+    rng = np.random.default_rng(0)
+    emb = lk.Embedding(50, 4, seed=0)
+    for _ in range(3):
+        ids = rng.integers(0, 50, (6, 9))
+        out = emb.forward(ids)
+        dout = rng.normal(size=out.shape).astype(np.float32)
+        emb.backward(dout)
+        expected = np.zeros((50, 4), np.float32)
+        np.add.at(expected, ids.ravel(), dout.reshape(-1, 4))
+        np.testing.assert_allclose(emb.grads["embeddings"], expected, rtol=1e-6, atol=1e-6)

@@ -78,9 +78,21 @@ class Embedding(Layer):
     def backward(self, dout):
         if self._ids is None:
             raise RuntimeError(f"backward() called on layer {self.name!r} before forward()")
-        # rows looked up several times collect the sum of their gradients
-        table = np.zeros_like(self.params["embeddings"])                                  # (V, E)
-        np.add.at(table, self._ids.ravel(), dout.reshape(-1, self.output_dim))
+        # Rows looked up several times collect the sum of their gradients. The
+        # (V, E) table is kept between steps and only the rows written last time
+        # are cleared: a fresh zero table per step costs more than the sums.
+        ids = self._ids.ravel()                                                           # (B*T,)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        rows = np.add.reduceat(dout.reshape(-1, self.output_dim)[order], starts, axis=0)  # (U, E)
+        table = getattr(self, "_grad_table", None)
+        if table is None or table.dtype != rows.dtype:
+            table = self._grad_table = np.zeros(self.params["embeddings"].shape, rows.dtype)  # (V, E)
+        else:
+            table[self._touched] = 0.0
+        self._touched = sorted_ids[starts]
+        table[self._touched] = rows
         self.grads = {"embeddings": table}
         return None                                                                       # ids have no gradient
 
