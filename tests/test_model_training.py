@@ -177,3 +177,16 @@ def test_per_step_targets_with_padding():
     real = x != 0
     assert acc == pytest.approx((p.argmax(-1) == y)[real].mean())   # padded steps do not count
     assert acc > 0.95
+
+
+def test_train_on_batch_and_predict_on_batch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 5, 3)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(np.float32)
+    model = lk.Sequential([lk.LSTM(8, input_shape=(5, 3)), lk.Dense(1, activation="sigmoid")], seed=0)
+    model.compile(optimizer=lk.optimizers.Adam(0.05), loss="binary_crossentropy")
+    losses_seen = [model.train_on_batch(x, y) for _ in range(30)]
+    assert losses_seen[-1] < 0.5 * losses_seen[0]                    # it learns
+    np.testing.assert_allclose(model.predict_on_batch(x), model.predict(x, batch_size=4), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="len\\(x\\)=16 and len\\(y\\)=3"):
+        model.train_on_batch(x, y[:3])

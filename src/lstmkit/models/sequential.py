@@ -165,6 +165,18 @@ class Sequential(Container):
     def predict(self, x, batch_size=32, verbose=0):
         return training.predict(self, x, batch_size=batch_size, verbose=verbose)
 
+    def train_on_batch(self, x, y, sample_weight=None):
+        """One optimizer step on one batch (forward, loss, BPTT, update); returns the batch loss."""
+        training._check_compiled(self)
+        x, y = training._check_xy(x, y)
+        for m in self.metrics:
+            m.reset()
+        return training.train_batch(self, x, y, sample_weight)
+
+    def predict_on_batch(self, x):
+        """The model's output for one batch, with no batching or progress bar."""
+        return self.forward(x, training=False)
+
     def save(self, path):
         from .saving import save_model
         save_model(self, path)
