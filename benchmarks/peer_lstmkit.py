@@ -32,10 +32,10 @@ def _set_by_shape(layer, arrays):
 
 class ModelNet:
     """lk.Sequential([Embedding, RNN.., Dense]) compiled with Adam; one training
-    step is lstmkit.models.training.train_batch (what fit runs per batch)."""
+    step is Sequential.train_on_batch (what fit runs per batch), inference is
+    Sequential.predict_on_batch."""
 
     def __init__(self, net, w):
-        from lstmkit.models.training import train_batch
         rnn_cls = getattr(lk, LAYER_NAMES[net.cell])
         rnns = [rnn_cls(net.units, return_sequences=net.per_step or i < net.layers - 1)
                 for i in range(net.layers)]
@@ -49,13 +49,12 @@ class ModelNet:
         for layer, lw in zip(rnns, w["rnn"]):
             _set_rnn(layer, lw)
         _set_by_shape(head, [w["dense"]["W"], w["dense"]["b"]])
-        self._train_batch = train_batch
 
     def train_step(self, x, y):
-        return self._train_batch(self.model, x, y)
+        return self.model.train_on_batch(x, y)
 
     def predict(self, x):
-        return self.model.predict(x, batch_size=len(x))
+        return self.model.predict_on_batch(x)
 
 
 def build(net, w):
