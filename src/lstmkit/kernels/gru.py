@@ -233,11 +233,14 @@ def _backward(dhs, dstate, cache):
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, reset_after=True):
+            recurrent_mask=None, reset_after=True, need_cache=True,
+            need_outputs=True):
     """Run the GRU over a whole sequence; see lstmkit.cells.gru.forward.
 
     Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
     """
+    # need_cache/need_outputs=False (inference) let an engine skip the cache and
+    # the outputs; this one computes them anyway, which the contract allows
     with single_threaded_blas():
         return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, reset_after)
 

@@ -158,11 +158,14 @@ def _backward(dhs, dstate, cache):
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, activation="tanh"):
+            recurrent_mask=None, activation="tanh", need_cache=True,
+            need_outputs=True):
     """Run the simple RNN over a whole sequence; see lstmkit.cells.simple_rnn.forward.
 
     Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
     """
+    # need_cache/need_outputs=False (inference) let an engine skip the cache and
+    # the outputs; this one computes them anyway, which the contract allows
     with single_threaded_blas():
         return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, activation)
 
