@@ -126,3 +126,45 @@ def test_model_backward_after_folded_forward():
     model.backward(dout)
     for k, v in model.trainable_grads().items():
         np.testing.assert_allclose(folded[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("B", [5, 70])
+def test_simple_rnn_cacheless_forward_equals_cached(dtype, reverse, activation, B):
+    from lstmkit.kernels import simple_rnn
+    x, W_x, W_h, b_x, b_h, state0, mask = _lstm_args(dtype, B=B)
+    W_x, W_h, b_x, b_h = W_x[:, :4], W_h[:, :4], b_x[:4], b_h[:4]
+    args = (x, W_x, W_h, b_x, b_h, state0[:1])
+    hs, state, cache = simple_rnn.forward(*args, mask=mask, reverse=reverse, activation=activation)
+    hs2, state2, cache2 = simple_rnn.forward(*args, mask=mask, reverse=reverse,
+                                             activation=activation, need_cache=False)
+    assert cache is not None and cache2 is None
+    np.testing.assert_array_equal(hs2, hs)
+    np.testing.assert_array_equal(state2[0], state[0])
+    hs3, state3, _ = simple_rnn.forward(*args, mask=mask, reverse=reverse, activation=activation,
+                                        need_cache=False, need_outputs=False)
+    assert hs3 is None
+    np.testing.assert_array_equal(state3[0], state[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("B", [5, 70])
+def test_gru_cacheless_forward_equals_cached(dtype, reverse, reset_after, B):
+    from lstmkit.kernels import gru
+    x, W_x, W_h, b_x, b_h, state0, mask = _lstm_args(dtype, B=B)
+    W_x, W_h, b_x, b_h = W_x[:, :12], W_h[:, :12], b_x[:12], b_h[:12]
+    args = (x, W_x, W_h, b_x, b_h, state0[:1])
+    hs, state, cache = gru.forward(*args, mask=mask, reverse=reverse, reset_after=reset_after)
+    hs2, state2, cache2 = gru.forward(*args, mask=mask, reverse=reverse, reset_after=reset_after,
+                                      need_cache=False)
+    assert cache is not None and cache2 is None
+    np.testing.assert_array_equal(hs2, hs)
+    np.testing.assert_array_equal(state2[0], state[0])
+    hs3, state3, _ = gru.forward(*args, mask=mask, reverse=reverse, reset_after=reset_after,
+                                 need_cache=False, need_outputs=False)
+    assert hs3 is None
+    np.testing.assert_array_equal(state3[0], state[0])
