@@ -138,15 +138,28 @@ def _gather_inputs(table, rows, t, lo, n, H, x_t):
 
 
 @njit(**_JIT)
+def _gather_token_rows(table, rows, t, lo, n, H, x_t):
+    """As _gather_inputs for a row-major (R, 4H) table: a token's four gate
+    blocks are one run of 4H numbers, so a lookup missing the cache costs
+    one burst of adjacent lines instead of four scattered ones."""
+    for r in range(n):
+        src = table[rows[t, lo + r]]
+        for q in range(x_t.shape[0]):
+            dst = x_t[q, r * H:(r + 1) * H]
+            for j in range(H):
+                dst[j] = src[q * H + j]
+
+
+@njit(**_JIT)
 def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate_act, flush,
                 keep_hs, hs, h_T, c_T):
     """The forward time loop for inference, rows lo..hi-1: keeps only the state
     (and the outputs when keep_hs), so a step's working set stays in L1.
 
-    table (4, R, H) input projections with biases and rows (T, B) the row of
-    table each (step, sequence) reads: either the precomputed x W_x + b for
-    every step (R = T*B) or an embedding table folded through W_x (R = vocab,
-    rows = the token ids). hs (T, B*H), or a placeholder when not keep_hs.
+    table: input projections with biases, and rows (T, B) the row of table
+    each (step, sequence) reads: either the precomputed x W_x + b for every
+    step, gate-major (4, R = T*B, H), or an embedding table folded through
+    W_x, row-major (R = vocab, 4H) with rows = the token ids. hs (T, B*H), or a placeholder when not keep_hs.
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, H = hi - lo, rows.shape[0], W_hq.shape[1]
@@ -165,7 +178,10 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
         t = T - 1 - step if reverse else step
         if has_mask:
             _spread_mask(m, mask, t, lo, n, H)
-        _gather_inputs(table, rows, t, lo, n, H, x_t)
+        if table.ndim == 2:                                    # decided at compile time
+            _gather_token_rows(table, rows, t, lo, n, H, x_t)
+        else:
+            _gather_inputs(table, rows, t, lo, n, H, x_t)
         for q in range(4):
             np.dot(h, W_hq[q], z[q])
         for q in range(4):
@@ -282,8 +298,8 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
 
 
 def _infer(table, rows, W_h, state0, mask, reverse, need_outputs):
-    """Run _infer_rows: table (4, R, H) gate-major projections, rows (T, B)
-    int64 indices into it. Returns (hs (B, T, H) or None, (h_T, c_T))."""
+    """Run _infer_rows: table (4, R, H) gate-major or (R, 4H) row-major
+    projections, rows (T, B) int64 indices into it. Returns (hs (B, T, H) or None, (h_T, c_T))."""
     T, B = rows.shape
     H = W_h.shape[0]
     dt = table.dtype
@@ -301,36 +317,39 @@ def _infer(table, rows, W_h, state0, mask, reverse, need_outputs):
 
 def project_table(E, W_x, b_x=None, b_h=None):
     """An embedding table folded through the input side: E (V, D) ->
-    E W_x + b_x + b_h as a gate-major (4, V, H) table for forward_lookup.
+    E W_x + b_x + b_h (V, 4H), the table forward_lookup reads.
     E[ids] W_x + b equals (E W_x + b)[ids], so a model fed by an Embedding
     can skip the per-step input product at inference."""
     support.check_dtype(E)
     if E.ndim != 2 or W_x.shape != (E.shape[1], W_x.shape[1]) or W_x.shape[1] % N_GATES:
         raise ValueError(f"project_table: E (V, D) and W_x (D, 4H) do not agree: "
                          f"{E.shape} and {W_x.shape}")
-    V, H = E.shape[0], W_x.shape[1] // N_GATES
     with single_threaded_blas():
-        xw = support.gate_major_projection(np.ascontiguousarray(E)[None], W_x, b_x, b_h, N_GATES)
-    return xw.reshape(N_GATES, V, H).copy()                   # out of the pool: the caller keeps it
+        table = np.ascontiguousarray(E) @ W_x                  # (V, 4H)
+    for b in (b_x, b_h):
+        if b is not None:
+            table += b
+    return table
 
 
 def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_outputs=True):
-    """Inference from token ids through a table made by project_table: the same
+    """Inference from token ids through a (V, 4H) table made by project_table: the same
     result as forward(E[ids], W_x, W_h, b_x, b_h, ..., need_cache=False), up to
     rounding of the input product. ids (B, T) integers in [0, V).
     Returns (hs (B, T, H) or None, (h_T, c_T))."""
-    if table.ndim != 3 or table.shape[0] != N_GATES or W_h.shape != (table.shape[2], N_GATES * table.shape[2]):
+    H = W_h.shape[0]
+    if table.ndim != 2 or table.shape[1] != N_GATES * H or W_h.shape != (H, N_GATES * H):
         raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
     ids = np.asarray(ids)
     if ids.ndim != 2:
         raise ValueError(f"forward_lookup: ids must be (batch, time); got shape {ids.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[1]):
-        raise ValueError(f"forward_lookup: ids must lie in [0, {table.shape[1]})")
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise ValueError(f"forward_lookup: ids must lie in [0, {table.shape[0]})")
     rows = np.ascontiguousarray(ids.T, dtype=np.int64)          # (T, B)
     if mask is not None and np.shape(mask) != ids.shape:
         raise ValueError(f"forward_lookup: mask {np.shape(mask)} must match ids {ids.shape}")
     with single_threaded_blas():
-        return _infer(table, rows, W_h, state0, mask, reverse, need_outputs)
+        return _infer(np.ascontiguousarray(table), rows, W_h, state0, mask, reverse, need_outputs)
 
 
 def _backward(dhs, dstate, cache):
