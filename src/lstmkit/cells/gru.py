@@ -39,12 +39,15 @@ def _check_reset_after(reset_after):
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, reset_after=True):
+            recurrent_mask=None, reset_after=True, need_cache=True,
+            need_outputs=True):
     """Run the GRU over a whole sequence.
 
     Returns (hs, (h_T,), cache): hs (B, T, H) outputs, the final state and
     what backward() needs.
     """
+    # need_cache/need_outputs=False (inference) let an engine skip the cache and
+    # the outputs; this one computes them anyway, which the contract allows
     reset_after = _check_reset_after(reset_after)
     if state0 is None:
         state0 = (np.zeros((x.shape[0], W_h.shape[0]), x.dtype),)

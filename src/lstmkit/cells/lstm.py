@@ -29,7 +29,8 @@ GATE_NAMES = ("input_gate", "forget_gate", "candidate", "output_gate")
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None):
+            recurrent_mask=None, need_cache=True,
+            need_outputs=True):
     """Run the LSTM over a whole sequence.
 
     recurrent_mask (B, H), optional: recurrent dropout; h_{t-1} is multiplied by
@@ -38,6 +39,8 @@ def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fal
     Returns (hs, (h_T, c_T), cache): hs (B, T, H) outputs, the final states and
     what backward() needs.
     """
+    # need_cache/need_outputs=False (inference) let an engine skip the cache and
+    # the outputs; this one computes them anyway, which the contract allows
     if state0 is None:
         H = W_h.shape[0]
         state0 = (np.zeros((x.shape[0], H), x.dtype), np.zeros((x.shape[0], H), x.dtype))

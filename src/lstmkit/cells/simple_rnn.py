@@ -31,12 +31,15 @@ def _dact_from_output(activation, h):
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, activation="tanh"):
+            recurrent_mask=None, activation="tanh", need_cache=True,
+            need_outputs=True):
     """Run the simple RNN over a whole sequence.
 
     Returns (hs, (h_T,), cache): hs (B, T, H) outputs, the final state and
     what backward() needs.
     """
+    # need_cache/need_outputs=False (inference) let an engine skip the cache and
+    # the outputs; this one computes them anyway, which the contract allows
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
     act = ACTIVATIONS[activation]

@@ -34,12 +34,14 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 @njit(**_JIT)
 def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_after, flush,
-                  hs, gates, h_prevs, hn_or_rh, h_T):
+                  keep_cache, hs, gates, h_prevs, hn_or_rh, h_T):
     """The forward time loop for batch rows lo..hi-1; fills the output arrays.
 
     xw (3, T, B*H) input projections with biases (b_hn left out when
     reset_after); W_hq (3, H, H) per-gate recurrent weights; b_hn (H,);
     mask (T, B); hs, h_prevs, hn_or_rh (T, B*H); gates (3, T, B*H).
+    Without keep_cache (inference) gates and hn_or_rh are one step long,
+    (3, 1, B*H) and (1, B*H), rewritten every step, and h_prevs is ignored.
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, H = hi - lo, xw.shape[1], W_hq.shape[1]
@@ -62,11 +64,13 @@ def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_aft
         if has_mask:
             for r in range(n):
                 m[r * H:(r + 1) * H] = mask[t, lo + r]
-        h_prevs[t, base:base + P] = h_flat
+        tc = t if keep_cache else 0                            # the step's slot in the caches
+        if keep_cache:
+            h_prevs[t, base:base + P] = h_flat
         np.dot(h, W_hq[0], zr)
         np.dot(h, W_hq[1], zz)
-        reset_gate, update_gate = gates[0, t, base:base + P], gates[1, t, base:base + P]
-        candidate, stash = gates[2, t, base:base + P], hn_or_rh[t, base:base + P]
+        reset_gate, update_gate = gates[0, tc, base:base + P], gates[1, tc, base:base + P]
+        candidate, stash = gates[2, tc, base:base + P], hn_or_rh[tc, base:base + P]
         ar, az, an = xw[0, t, base:base + P], xw[1, t, base:base + P], xw[2, t, base:base + P]
         for k in range(P):
             reset_gate[k] = fast_tanh(half * (ar[k] + zr_flat[k])) * half + half
@@ -165,7 +169,7 @@ def _gate_blocks(W, H):
 
 
 def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, reset_after=True):
+            recurrent_mask=None, reset_after=True, need_cache=True, need_outputs=True):
     """The body of forward(), run with BLAS threads set."""
     reset_after = _check_reset_after(reset_after)
     if recurrent_mask is not None:
@@ -186,12 +190,17 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
         b_hn = np.ascontiguousarray(b_h[2 * H:])
     x_tm = support.time_major(x)                               # (T, B, D)
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h_outer, N_GATES)  # (3, T, B*H)
-    hs, h_prevs, hn_or_rh = (workspace.empty((T, B * H), dt) for _ in range(3))
-    gates = workspace.empty((3, T, B * H), dt)                        # activated r, z, n
+    hs = workspace.empty((T, B * H), dt)
+    T_cache = T if need_cache else 1                           # inference: one step of scratch
+    h_prevs = workspace.empty((T, B * H), dt) if need_cache else np.empty((1, 1), dt)
+    hn_or_rh = workspace.empty((T_cache, B * H), dt)
+    gates = workspace.empty((3, T_cache, B * H), dt)                  # activated r, z, n
     h_T = np.empty((B, H), dt)
     support.run_chunks(_forward_rows, B, H, xw, _gate_blocks(W_h, H), b_hn, h0, m, has_mask,
-                       bool(reverse), reset_after, support.FLUSH_DENORMALS,
+                       bool(reverse), reset_after, support.FLUSH_DENORMALS, bool(need_cache),
                        hs, gates, h_prevs, hn_or_rh, h_T)
+    if not need_cache:
+        return support.batch_major(hs, B) if need_outputs else None, (h_T,), None
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
                  gates=gates, h_prevs=h_prevs, hn_or_rh=hn_or_rh, mask=m, has_mask=has_mask,
                  reverse=bool(reverse), reset_after=reset_after)
@@ -233,13 +242,18 @@ def _backward(dhs, dstate, cache):
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, reset_after=True):
+            recurrent_mask=None, reset_after=True, need_cache=True,
+            need_outputs=True):
     """Run the GRU over a whole sequence; see lstmkit.cells.gru.forward.
 
     Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
+
+    need_cache=False (inference): no cache is kept (None in its place);
+    with need_outputs=False also hs is None.
     """
     with single_threaded_blas():
-        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, reset_after)
+        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, reset_after,
+                        need_cache, need_outputs)
 
 
 def backward(dhs, dstate, cache):

@@ -54,9 +54,43 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @njit(**_JIT)
+def _spread_mask(m, mask, t, lo, n, H):
+    """m (n*H,) <- mask[t, lo:lo+n], each row's value spread over its H numbers."""
+    for r in range(n):
+        m[r * H:(r + 1) * H] = mask[t, lo + r]
+
+
+@njit(**_JIT)
+def _activate_gate(zq, xq, gq, s, a, d):
+    """gq = tanh(s*(zq + xq))*a + d over one flat run: a sigmoid or tanh gate."""
+    for k in range(zq.shape[0]):
+        gq[k] = fast_tanh(s * (zq[k] + xq[k])) * a + d
+
+
+@njit(**_JIT)
+def _update_state(input_gate, forget_gate, candidate, output_gate, m, c_new, tanh_c, out,
+                  h_flat, c_flat):
+    """The cell update for one step over flat runs of n*H numbers: fills c_new,
+    tanh_c, out (the step's output) and the carried h_flat, c_flat in place.
+    Four passes writing one array each, so LLVM keeps every one SIMD."""
+    one = cast_like(h_flat, 1.0)
+    for k in range(c_new.shape[0]):
+        c_new[k] = forget_gate[k] * c_flat[k] + input_gate[k] * candidate[k]  # c_t = f*c_{t-1} + i*g
+    for k in range(c_new.shape[0]):
+        tanh_c[k] = fast_tanh(c_new[k])
+    for k in range(c_new.shape[0]):
+        h_new = output_gate[k] * tanh_c[k]                     # h_t = o*tanh(c_t)
+        out[k] = m[k] * h_new
+        h_flat[k] = m[k] * h_new + (one - m[k]) * h_flat[k]    # a masked step carries the state
+    for k in range(c_new.shape[0]):
+        c_flat[k] = m[k] * c_new[k] + (one - m[k]) * c_flat[k]
+
+
+@njit(**_JIT)
 def _forward_rows(lo, hi, xw, W_hq, h0, c0, mask, has_mask, reverse, gate_act, flush,
                   hs, gates, tanh_cs, h_prevs, c_prevs, h_T, c_T):
-    """The forward time loop for batch rows lo..hi-1; fills the output arrays.
+    """The forward time loop for batch rows lo..hi-1; fills the output arrays
+    and the caches backward reads.
 
     xw (4, T, B*H) input projections with biases; W_hq (4, H, H) per-gate
     recurrent weights; mask (T, B); hs, tanh_cs, h_prevs, c_prevs (T, B*H);
@@ -65,7 +99,6 @@ def _forward_rows(lo, hi, xw, W_hq, h0, c0, mask, has_mask, reverse, gate_act, f
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, H = hi - lo, xw.shape[1], W_hq.shape[1]
     P, base = n * H, lo * H                                    # this chunk's run in each (B*H) row
-    one = cast_like(xw, 1.0)
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
     cell_state = c0[lo:hi].copy()                              # (n, H)
     h_flat, c_flat = h.reshape(P), cell_state.reshape(P)
@@ -76,32 +109,85 @@ def _forward_rows(lo, hi, xw, W_hq, h0, c0, mask, has_mask, reverse, gate_act, f
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
-            for r in range(n):
-                m[r * H:(r + 1) * H] = mask[t, lo + r]
+            _spread_mask(m, mask, t, lo, n, H)
         h_prevs[t, base:base + P] = h_flat
         c_prevs[t, base:base + P] = c_flat
         for q in range(4):
             np.dot(h, W_hq[q], z[q])                           # the only per-step products
         for q in range(4):
-            s, a, d = gate_act[q, 0], gate_act[q, 1], gate_act[q, 2]
-            zq, xq, gq = z_flat[q], xw[q, t, base:base + P], gates[q, t, base:base + P]
-            for k in range(P):
-                gq[k] = fast_tanh(s * (zq[k] + xq[k])) * a + d
-        input_gate = gates[0, t, base:base + P]
-        forget_gate = gates[1, t, base:base + P]
-        candidate = gates[2, t, base:base + P]
-        output_gate = gates[3, t, base:base + P]
-        tanh_c, out = tanh_cs[t, base:base + P], hs[t, base:base + P]
-        for k in range(P):
-            c_new[k] = forget_gate[k] * c_flat[k] + input_gate[k] * candidate[k]  # c_t = f*c_{t-1} + i*g
-        for k in range(P):
-            tanh_c[k] = fast_tanh(c_new[k])
-        for k in range(P):
-            h_new = output_gate[k] * tanh_c[k]                 # h_t = o*tanh(c_t)
-            out[k] = m[k] * h_new
-            h_flat[k] = m[k] * h_new + (one - m[k]) * h_flat[k]  # a masked step carries the state
-        for k in range(P):
-            c_flat[k] = m[k] * c_new[k] + (one - m[k]) * c_flat[k]
+            _activate_gate(z_flat[q], xw[q, t, base:base + P], gates[q, t, base:base + P],
+                           gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
+        _update_state(gates[0, t, base:base + P], gates[1, t, base:base + P],
+                      gates[2, t, base:base + P], gates[3, t, base:base + P], m, c_new,
+                      tanh_cs[t, base:base + P], hs[t, base:base + P], h_flat, c_flat)
+    h_T[lo:hi] = h
+    c_T[lo:hi] = cell_state
+    if flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**_JIT)
+def _gather_inputs(table, rows, t, lo, n, H, x_t):
+    """x_t (4, n*H) <- table[q, rows[t, lo + r]] for each gate q and row r: this
+    step's input projections as flat runs, looked up by row."""
+    for q in range(table.shape[0]):
+        for r in range(n):
+            src, dst = table[q, rows[t, lo + r]], x_t[q, r * H:(r + 1) * H]
+            for j in range(H):
+                dst[j] = src[j]
+
+
+@njit(**_JIT)
+def _gather_token_rows(table, rows, t, lo, n, H, x_t):
+    """As _gather_inputs for a row-major (R, 4H) table: a token's four gate
+    blocks are one run of 4H numbers, so a lookup missing the cache costs
+    one burst of adjacent lines instead of four scattered ones."""
+    for r in range(n):
+        src = table[rows[t, lo + r]]
+        for q in range(x_t.shape[0]):
+            dst = x_t[q, r * H:(r + 1) * H]
+            for j in range(H):
+                dst[j] = src[q * H + j]
+
+
+@njit(**_JIT)
+def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate_act, flush,
+                keep_hs, hs, h_T, c_T):
+    """The forward time loop for inference, rows lo..hi-1: keeps only the state
+    (and the outputs when keep_hs), so a step's working set stays in L1.
+
+    table: input projections with biases, and rows (T, B) the row of table
+    each (step, sequence) reads: either the precomputed x W_x + b for every
+    step, gate-major (4, R = T*B, H), or an embedding table folded through
+    W_x, row-major (R = vocab, 4H) with rows = the token ids. hs (T, B*H), or a placeholder when not keep_hs.
+    """
+    old_mode = flush_denormals_begin() if flush else np.uint32(0)
+    n, T, H = hi - lo, rows.shape[0], W_hq.shape[1]
+    P, base = n * H, lo * H
+    h = h0[lo:hi].copy()                                       # (n, H) hidden state
+    cell_state = c0[lo:hi].copy()                              # (n, H)
+    h_flat, c_flat = h.reshape(P), cell_state.reshape(P)
+    z = np.empty((4, n, H), h.dtype)                           # h_{t-1} W_h, one block per gate
+    z_flat = z.reshape((4, P))
+    x_t = np.empty((4, P), h.dtype)                            # this step's input projections
+    g = np.empty((4, P), h.dtype)                              # this step's activated gates
+    c_new, tanh_c = np.empty(P, h.dtype), np.empty(P, h.dtype)
+    scratch_out = np.empty(P, h.dtype)                         # the output when hs is not kept
+    m = np.ones(P, h.dtype)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        if has_mask:
+            _spread_mask(m, mask, t, lo, n, H)
+        if table.ndim == 2:                                    # decided at compile time
+            _gather_token_rows(table, rows, t, lo, n, H, x_t)
+        else:
+            _gather_inputs(table, rows, t, lo, n, H, x_t)
+        for q in range(4):
+            np.dot(h, W_hq[q], z[q])
+        for q in range(4):
+            _activate_gate(z_flat[q], x_t[q], g[q], gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
+        out = hs[t, base:base + P] if keep_hs else scratch_out[:]
+        _update_state(g[0], g[1], g[2], g[3], m, c_new, tanh_c, out, h_flat, c_flat)
     h_T[lo:hi] = h
     c_T[lo:hi] = cell_state
     if flush:
@@ -177,7 +263,7 @@ def _gate_blocks(W, H):
 
 
 def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None):
+             recurrent_mask=None, need_cache=True, need_outputs=True):
     """The body of forward(), run with BLAS threads set."""
     if recurrent_mask is not None:
         raise NotImplementedError("the fast LSTM kernel has no recurrent dropout; "
@@ -188,11 +274,16 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, N_GATES, 2)
     support.check_dtype(x)
     dt = x.dtype
-    h0, c0 = (support.contiguous(s, dt) for s in state0)
-    m, has_mask = support.time_major_mask(mask, dt)
-
     x_tm = support.time_major(x)                               # (T, B, D)
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, N_GATES)  # (4, T, B*H)
+    if not need_cache:
+        # every (step, sequence) reads its own row of the projections
+        rows = np.arange(T * B, dtype=np.int64).reshape(T, B)           # (T, B)
+        hs, state = _infer(xw.reshape(N_GATES, T * B, H), rows, W_h, state0, mask, reverse,
+                           need_outputs)
+        return hs, state, None
+    h0, c0 = (support.contiguous(s, dt) for s in state0)
+    m, has_mask = support.time_major_mask(mask, dt)
     hs = workspace.empty((T, B * H), dt)
     gates = workspace.empty((4, T, B * H), dt)                        # activated i, f, g, o
     tanh_cs, h_prevs, c_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
@@ -204,6 +295,61 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
                  gates=gates, tanh_cs=tanh_cs, h_prevs=h_prevs, c_prevs=c_prevs,
                  mask=m, has_mask=has_mask, reverse=bool(reverse))
     return support.batch_major(hs, B), (h_T, c_T), cache
+
+
+def _infer(table, rows, W_h, state0, mask, reverse, need_outputs):
+    """Run _infer_rows: table (4, R, H) gate-major or (R, 4H) row-major
+    projections, rows (T, B) int64 indices into it. Returns (hs (B, T, H) or None, (h_T, c_T))."""
+    T, B = rows.shape
+    H = W_h.shape[0]
+    dt = table.dtype
+    if state0 is None:
+        state0 = (np.zeros((B, H), dt), np.zeros((B, H), dt))
+    h0, c0 = (support.contiguous(s, dt) for s in state0)
+    m, has_mask = support.time_major_mask(mask, dt)
+    hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
+    h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
+    support.run_chunks(_infer_rows, B, H, table, rows, _gate_blocks(np.asarray(W_h, dt), H),
+                       h0, c0, m, has_mask, bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
+                       bool(need_outputs), hs, h_T, c_T)
+    return (support.batch_major(hs, B) if need_outputs else None), (h_T, c_T)
+
+
+def project_table(E, W_x, b_x=None, b_h=None):
+    """An embedding table folded through the input side: E (V, D) ->
+    E W_x + b_x + b_h (V, 4H), the table forward_lookup reads.
+    E[ids] W_x + b equals (E W_x + b)[ids], so a model fed by an Embedding
+    can skip the per-step input product at inference."""
+    support.check_dtype(E)
+    if E.ndim != 2 or W_x.shape != (E.shape[1], W_x.shape[1]) or W_x.shape[1] % N_GATES:
+        raise ValueError(f"project_table: E (V, D) and W_x (D, 4H) do not agree: "
+                         f"{E.shape} and {W_x.shape}")
+    with single_threaded_blas():
+        table = np.ascontiguousarray(E) @ W_x                  # (V, 4H)
+    for b in (b_x, b_h):
+        if b is not None:
+            table += b
+    return table
+
+
+def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_outputs=True):
+    """Inference from token ids through a (V, 4H) table made by project_table: the same
+    result as forward(E[ids], W_x, W_h, b_x, b_h, ..., need_cache=False), up to
+    rounding of the input product. ids (B, T) integers in [0, V).
+    Returns (hs (B, T, H) or None, (h_T, c_T))."""
+    H = W_h.shape[0]
+    if table.ndim != 2 or table.shape[1] != N_GATES * H or W_h.shape != (H, N_GATES * H):
+        raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"forward_lookup: ids must be (batch, time); got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise ValueError(f"forward_lookup: ids must lie in [0, {table.shape[0]})")
+    rows = np.ascontiguousarray(ids.T, dtype=np.int64)          # (T, B)
+    if mask is not None and np.shape(mask) != ids.shape:
+        raise ValueError(f"forward_lookup: mask {np.shape(mask)} must match ids {ids.shape}")
+    with single_threaded_blas():
+        return _infer(np.ascontiguousarray(table), rows, W_h, state0, mask, reverse, need_outputs)
 
 
 def _backward(dhs, dstate, cache):
@@ -233,13 +379,18 @@ def _backward(dhs, dstate, cache):
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None):
+            recurrent_mask=None, need_cache=True, need_outputs=True):
     """Run the LSTM over a whole sequence; see lstmkit.cells.lstm.forward.
+
+    need_cache=False is the inference path: no cache is kept (None is
+    returned in its place) and, with need_outputs=False, no outputs either
+    (hs is None); only the state travels through the loop.
 
     Returns (hs, (h_T, c_T), cache): hs (B, T, H), the final states and an opaque cache.
     """
     with single_threaded_blas():
-        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask)
+        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask,
+                        need_cache, need_outputs)
 
 
 def backward(dhs, dstate, cache):

@@ -32,38 +32,50 @@ def _check_activation(activation):
 
 
 @njit(**_JIT)
-def _forward_rows(lo, hi, xw, W_h, h0, mask, has_mask, reverse, relu, flush,
+def _step(h, W_h, z, xw_t, m, relu, act, out):
+    """One step over a chunk's rows: act = act(xw_t + h W_h) (the new state
+    before the mask), out = m * act, and h (n, H) updated in place."""
+    P = act.shape[0]
+    zero, one = cast_like(act, 0.0), cast_like(act, 1.0)
+    h_flat, z_flat = h.reshape(P), z.reshape(P)
+    np.dot(h, W_h, z)
+    if relu:
+        for k in range(P):
+            v = xw_t[k] + z_flat[k]
+            act[k] = zero if v < zero else v                   # NaN passes, as np.maximum
+    else:
+        for k in range(P):
+            act[k] = fast_tanh(xw_t[k] + z_flat[k])            # s_t = tanh(U x_t + W s_{t-1} + b)
+    for k in range(P):
+        out[k] = m[k] * act[k]
+        h_flat[k] = m[k] * act[k] + (one - m[k]) * h_flat[k]  # a masked step carries the state
+
+
+@njit(**_JIT)
+def _forward_rows(lo, hi, xw, W_h, h0, mask, has_mask, reverse, relu, flush, keep_cache,
                   hs, h_news, h_prevs, h_T):
     """The forward time loop for batch rows lo..hi-1. xw (T, B*H) input
-    projections with biases; mask (T, B); hs, h_news, h_prevs (T, B*H)."""
+    projections with biases; mask (T, B); hs (T, B*H). With keep_cache,
+    h_news, h_prevs (T, B*H) receive what backward reads; without (inference)
+    they are ignored and the step's new state goes to one-step scratch."""
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, H = hi - lo, xw.shape[0], W_h.shape[0]
     P, base = n * H, lo * H
-    zero, one = cast_like(xw, 0.0), cast_like(xw, 1.0)
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
-    h_flat = h.reshape(P)
     z = np.empty((n, H), h.dtype)                              # h_{t-1} W_h
-    z_flat = z.reshape(P)
+    act_scratch = np.empty(P, h.dtype)                         # the new state, when no cache is kept
     m = np.ones(P, h.dtype)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
             for r in range(n):
                 m[r * H:(r + 1) * H] = mask[t, lo + r]
-        h_prevs[t, base:base + P] = h_flat
-        np.dot(h, W_h, z)
-        a, act = xw[t, base:base + P], h_news[t, base:base + P]
-        if relu:
-            for k in range(P):
-                v = a[k] + z_flat[k]
-                act[k] = zero if v < zero else v               # NaN passes, as np.maximum
+        if keep_cache:
+            h_prevs[t, base:base + P] = h.reshape(P)
+            act = h_news[t, base:base + P]
         else:
-            for k in range(P):
-                act[k] = fast_tanh(a[k] + z_flat[k])          # s_t = tanh(U x_t + W s_{t-1} + b)
-        out = hs[t, base:base + P]
-        for k in range(P):
-            out[k] = m[k] * act[k]
-            h_flat[k] = m[k] * act[k] + (one - m[k]) * h_flat[k]  # a masked step carries the state
+            act = act_scratch[:]
+        _step(h, W_h, z, xw[t, base:base + P], m, relu, act, hs[t, base:base + P])
     h_T[lo:hi] = h
     if flush:
         flush_denormals_end(old_mode)
@@ -108,7 +120,7 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, h_news, mask, has_mask, reverse, 
 
 
 def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, activation="tanh"):
+            recurrent_mask=None, activation="tanh", need_cache=True, need_outputs=True):
     """The body of forward(), run with BLAS threads set."""
     relu = _check_activation(activation)
     if recurrent_mask is not None:
@@ -124,10 +136,16 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     m, has_mask = support.time_major_mask(mask, dt)
     x_tm = support.time_major(x)                               # (T, B, D)
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)[0]  # (T, B*H)
-    hs, h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
+    hs = workspace.empty((T, B * H), dt)
+    if need_cache:
+        h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(2))
+    else:
+        h_news = h_prevs = np.empty((1, 1), dt)                # placeholders, not written
     h_T = np.empty((B, H), dt)
     support.run_chunks(_forward_rows, B, H, xw, W_h, h0, m, has_mask, bool(reverse), relu,
-                       support.FLUSH_DENORMALS, hs, h_news, h_prevs, h_T)
+                       support.FLUSH_DENORMALS, bool(need_cache), hs, h_news, h_prevs, h_T)
+    if not need_cache:
+        return support.batch_major(hs, B) if need_outputs else None, (h_T,), None
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
                  h_news=h_news, h_prevs=h_prevs, mask=m, has_mask=has_mask,
                  reverse=bool(reverse), relu=relu)
@@ -158,13 +176,17 @@ def _backward(dhs, dstate, cache):
 
 
 def forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
-            recurrent_mask=None, activation="tanh"):
+            recurrent_mask=None, activation="tanh", need_cache=True,
+            need_outputs=True):
     """Run the simple RNN over a whole sequence; see lstmkit.cells.simple_rnn.forward.
 
     Returns (hs, (h_T,), cache): hs (B, T, H), the final state and an opaque cache.
+    need_cache=False (inference): no cache is kept (None in its place);
+    with need_outputs=False also hs is None.
     """
     with single_threaded_blas():
-        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, activation)
+        return _forward(x, W_x, W_h, b_x, b_h, state0, mask, reverse, recurrent_mask, activation,
+                        need_cache, need_outputs)
 
 
 def backward(dhs, dstate, cache):

@@ -24,6 +24,12 @@ def _check_rate(name, value):
     return float(value)
 
 
+def _same_array(a, b):
+    if a is None or b is None:
+        return a is b
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
+
+
 class RNNLayer(Layer):
     """Base of SimpleRNN, LSTM and GRU. Not used directly."""
 
@@ -56,6 +62,7 @@ class RNNLayer(Layer):
         self.final_state = None
         self.initial_state_grad = None
         self._cache = None
+        self._fold = None                                 # (engine, inputs, table) of the folded embedding
         if input_shape is not None:
             self.build(tuple(input_shape))
         elif input_dim is not None:
@@ -142,8 +149,68 @@ class RNNLayer(Layer):
 
     def forward(self, x, training=False, mask=None, initial_state=None):
         x = self._check_input(x)                                                  # (B, T, D)
+        state0 = self._initial_state(initial_state, x.shape[0])
+        if not training:
+            # inference keeps no caches; a backward() afterwards reruns the forward with them
+            hs, state = self._infer(lambda engine, p, need: engine.forward(
+                x, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), state0, mask=mask,
+                reverse=self.go_backwards, need_cache=False, need_outputs=need,
+                **self.cell_options())[:2])
+            self._cache = ("deferred", lambda: x, state0, mask)
+            return self._outputs(hs, state)
+        return self._forward_cached(x, state0, mask, training)
+
+    def forward_from_embedding(self, ids, embeddings, mask=None, initial_state=None):
+        """Inference on token ids (B, T) fed through an embedding table (V, D):
+        the same as forward(embeddings[ids], training=False), but with a fast
+        kernel the table is folded through the input kernel once,
+        (E W_x + b)[ids] = E[ids] W_x + b, so no per-step input product is left."""
+        engine = self.engine_module(False)
+        if not hasattr(engine, "forward_lookup"):
+            return self.forward(embeddings[ids], mask=mask, initial_state=initial_state)
+        if not self.built:
+            self.build((ids.shape[1], embeddings.shape[1]))
+        D = self.params["W_x"].shape[0]
+        if embeddings.shape[1] != D:
+            raise ValueError(f"{type(self).__name__} {self.name!r} was built for {D} input features; "
+                             f"the embedding table has {embeddings.shape[1]}")
+        state0 = self._initial_state(initial_state, ids.shape[0])
+        table = self._folded_table(engine, embeddings)
+        hs, state = self._infer(lambda engine, p, need: engine.forward_lookup(
+            ids, table, p["W_h"], state0, mask=mask, reverse=self.go_backwards, need_outputs=need))
+        self._cache = ("deferred", lambda: embeddings[ids], state0, mask)
+        return self._outputs(hs, state)
+
+    def _folded_table(self, engine, embeddings):
+        """engine.project_table of the embeddings and this layer's input side,
+        recomputed only when one of them changed: compared by value, so
+        in-place edits of the weights (optimizer steps, set_weights) count too."""
+        p = self.params
+        inputs = (np.asarray(embeddings, self.dtype), p["W_x"], p.get("b_x"), p.get("b_h"))
+        fold = self._fold
+        if fold is None or fold[0] is not engine or not all(map(_same_array, fold[1], inputs)):
+            table = engine.project_table(*inputs)
+            self._fold = fold = (engine, tuple(None if a is None else a.copy() for a in inputs), table)
+        return fold[2]
+
+    def _infer(self, run):
+        """run(engine, params, need_outputs) -> (hs or None, state); records the final state."""
+        hs, state = run(self.engine_module(False), self.params, self.return_sequences)
+        self.final_state = state
+        return hs, state
+
+    def _outputs(self, hs, state):
+        if self.return_sequences:
+            out = hs[:, ::-1] if self.go_backwards else hs                        # (B, T, H)
+        else:
+            out = state[0]                                                        # (B, H)
+        if self.return_state:
+            return [out, *state]
+        return out
+
+    def _forward_cached(self, x, state0, mask, training):
+        """The forward that keeps what backward() needs."""
         B = x.shape[0]
-        state0 = self._initial_state(initial_state, B)
         input_drop = None
         if training and self.dropout > 0:
             keep = 1.0 - self.dropout
@@ -162,19 +229,18 @@ class RNNLayer(Layer):
                                           **self.cell_options())
         self._cache = (engine, cache, input_drop, hs.shape)
         self.final_state = state
-        if self.return_sequences:
-            out = hs[:, ::-1] if self.go_backwards else hs                        # (B, T, H)
-        else:
-            out = state[0]                                                        # (B, H)
-        if self.return_state:
-            return [out, *state]
-        return out
+        return self._outputs(hs, state)
 
     def backward(self, dout, dstate=None):
         """dstate (optional): gradients for final_state, one per state (None = 0),
         added to those given through return_state."""
         if self._cache is None:
             raise RuntimeError(f"backward() called on layer {self.name!r} before forward()")
+        if self._cache[0] == "deferred":
+            # the forward was an inference one (training=False) and kept no
+            # cache: run it again with the caches; no dropout, so same outputs
+            _, inputs, state0, mask = self._cache
+            self._forward_cached(self._check_input(inputs()), state0, mask, False)
         engine, cache, input_drop, hs_shape = self._cache
         extra = [None] * len(self.state_names) if dstate is None else list(dstate)
         dstate = [None] * len(self.state_names)

@@ -11,6 +11,8 @@ import numpy as np
 from .. import losses, metrics as metrics_mod, optimizers
 from ..layers.base import register, serialize_layer, layer_from_config, Layer
 from ..layers.container import Container
+from ..layers.embedding import Embedding, as_token_ids
+from ..layers.recurrent import RNNLayer
 from . import training
 
 
@@ -101,7 +103,11 @@ class Sequential(Container):
             raise ValueError(f"model {self.name!r} has no layers; add some first")
         if not self.built:
             self.build(np.shape(x)[1:])
-        for layer in self.layers:
+        layers = self.layers
+        if not training and self._folds_embedding():
+            x, mask = self._embedded_recurrent(x, mask)
+            layers = layers[2:]
+        for layer in layers:
             out = layer.forward(x, training=training, mask=mask)
             mask = layer.compute_mask(x, mask)
             x = out
@@ -112,6 +118,22 @@ class Sequential(Container):
                                  f"(a Dense); got {type(self.layers[-1]).__name__}")
             return self.layers[-1].logits
         return x
+
+    def _folds_embedding(self):
+        """Whether inference can start with an Embedding folded into the
+        recurrent layer after it (see RNNLayer.forward_from_embedding)."""
+        return (len(self.layers) >= 2 and isinstance(self.layers[0], Embedding)
+                and isinstance(self.layers[1], RNNLayer))
+
+    def _embedded_recurrent(self, x, mask):
+        """Inference through the first two layers, Embedding then a recurrent
+        layer, without materialising the (B, T, E) embedded sequence."""
+        emb, rnn = self.layers[:2]
+        ids = as_token_ids(x, emb.name, emb.input_dim)                            # (B, T)
+        emb._ids = ids                     # a backward() after this forward still finds them
+        mask = emb.compute_mask(x, mask)
+        out = rnn.forward_from_embedding(ids, emb.params["embeddings"], mask=mask)
+        return out, rnn.compute_mask(None, mask)
 
     def backward(self, dout, from_logits=False):
         """Backpropagate dout (the gradient for the output, or for the final
