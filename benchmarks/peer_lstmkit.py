@@ -80,7 +80,8 @@ def _step_runner(case, w, x):
     state = [(np.zeros((x.shape[0], H), np.float32), np.zeros((x.shape[0], H), np.float32))]
 
     def step():
-        _, state[0] = layer.step(x, state[0])
+        # the streaming API's allocation-free form: the new state overwrites the old
+        _, state[0] = layer.step(x, state[0], out=state[0])
         return state[0]
     return step
 

@@ -90,3 +90,19 @@ def test_dropout_only_in_training():
     assert not np.allclose(t, a)                             # training drops units
     dx = layer.backward(np.ones_like(t))
     assert dx.shape == x.shape and np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("engine", ["reference", "auto"])
+@pytest.mark.parametrize("cls", [LSTM, GRU, SimpleRNN])
+def test_streaming_step_matches_forward_and_writes_in_place(cls, engine):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 6, 3)).astype(np.float32)
+    layer = cls(4, return_sequences=True, seed=0, engine=engine, input_dim=3)
+    expected = layer.forward(x)                                  # (B, T, H)
+    state = tuple(np.zeros((2, 4), np.float32) for _ in layer.state_names)
+    for t in range(x.shape[1]):
+        h, new_state = layer.step(x[:, t], state, out=state)     # the state arrays are updated in place
+        assert all(a is b for a, b in zip(new_state, state))
+        np.testing.assert_allclose(h, expected[:, t], rtol=1e-5, atol=1e-6)
+    h2, _ = layer.step(x[:, 0].tolist())                         # lists and no state are accepted
+    np.testing.assert_allclose(h2, expected[:, 0], rtol=1e-5, atol=1e-6)

@@ -263,20 +263,31 @@ class RNNLayer(Layer):
             dx = dx * input_drop                                                  # backprop through dropout
         return dx
 
-    def step(self, x_t, state=None):
-        """One step for streaming inference: x_t (B, D) -> (h_t (B, H), new state)."""
-        x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
-        if x_t.ndim != 2:
-            raise ValueError(f"step() expects x_t of shape (batch, features); got {x_t.shape}")
+    def step(self, x_t, state=None, out=None):
+        """One step for streaming inference: x_t (B, D) -> (h_t (B, H), new state).
+
+        out, optional: arrays shaped like the state to write the new state into
+        (they may be the state arrays themselves): with the fast engine, a loop
+        of steps then allocates nothing.
+        """
+        if not (isinstance(x_t, np.ndarray) and x_t.dtype == self.dtype and x_t.ndim == 2):
+            x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
+            if x_t.ndim != 2:
+                raise ValueError(f"step() expects x_t of shape (batch, features); got {x_t.shape}")
         if not self.built:
             self.build((None, x_t.shape[1]))
-        state = self._initial_state(state, x_t.shape[0])
+        if state is None or any(getattr(s, "dtype", None) != self.dtype for s in state):
+            state = self._initial_state(state, x_t.shape[0])
         engine, p = self.engine_module(False), self.params
         if hasattr(engine, "step"):
-            return engine.step(x_t, state, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"),
+            return engine.step(x_t, state, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), out=out,
                                **self.cell_options())
         hs, new_state, _ = engine.forward(x_t[:, None], p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"),
                                           state, **self.cell_options())
+        if out is not None:
+            for o, s in zip(out, new_state):
+                o[...] = s
+            new_state = tuple(out)
         return hs[:, 0], new_state
 
     def get_config(self):
