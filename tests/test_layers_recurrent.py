@@ -106,3 +106,10 @@ def test_streaming_step_matches_forward_and_writes_in_place(cls, engine):
         np.testing.assert_allclose(h, expected[:, t], rtol=1e-5, atol=1e-6)
     h2, _ = layer.step(x[:, 0].tolist())                         # lists and no state are accepted
     np.testing.assert_allclose(h2, expected[:, 0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("init", ["glorot_uniform", "orthogonal", "torch_uniform", "zeros"])
+def test_initialized_weights_are_c_contiguous(init):
+    # the kernels take C-order arrays; anything else is copied on every call
+    layer = LSTM(5, input_dim=3, kernel_initializer=init, recurrent_initializer=init)
+    assert all(p.flags.c_contiguous for p in layer.params.values())

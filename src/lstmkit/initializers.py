@@ -28,7 +28,8 @@ def orthogonal(shape, rng, dtype, **_):
     q *= np.sign(np.diag(r))                 # make the decomposition unique
     if rows < cols:
         q = q.T
-    return q[:rows, :cols].reshape(shape).astype(dtype)
+    # C order: the kernels take C-contiguous weights and would copy anything else
+    return np.ascontiguousarray(q[:rows, :cols].reshape(shape), dtype=dtype)
 
 
 def uniform(shape, rng, dtype, limit=0.05, **_):

@@ -276,12 +276,12 @@ class RNNLayer(Layer):
                 raise ValueError(f"step() expects x_t of shape (batch, features); got {x_t.shape}")
         if not self.built:
             self.build((None, x_t.shape[1]))
-        if state is None or any(getattr(s, "dtype", None) != self.dtype for s in state):
+        if state is None or not all(isinstance(s, np.ndarray) and s.dtype == self.dtype for s in state):
             state = self._initial_state(state, x_t.shape[0])
         engine, p = self.engine_module(False), self.params
-        if hasattr(engine, "step"):
-            return engine.step(x_t, state, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), out=out,
-                               **self.cell_options())
+        step = getattr(engine, "step", None)
+        if step is not None:
+            return step(x_t, state, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), out, **self.cell_options())
         hs, new_state, _ = engine.forward(x_t[:, None], p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"),
                                           state, **self.cell_options())
         if out is not None:
