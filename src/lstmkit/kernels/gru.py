@@ -163,11 +163,6 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, gates, h_prevs, hn_or_rh, mask, h
         flush_denormals_end(old_mode)
 
 
-def _gate_blocks(W, H):
-    """(rows, 3H) -> (3, rows, H) contiguous: one block per gate."""
-    return np.ascontiguousarray(W.reshape(W.shape[0], 3, H).transpose(1, 0, 2))
-
-
 def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
             recurrent_mask=None, reset_after=True, need_cache=True, need_outputs=True):
     """The body of forward(), run with BLAS threads set."""
@@ -196,7 +191,7 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     hn_or_rh = workspace.empty((T_cache, B * H), dt)
     gates = workspace.empty((3, T_cache, B * H), dt)                  # activated r, z, n
     h_T = np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, H, xw, _gate_blocks(W_h, H), b_hn, h0, m, has_mask,
+    support.run_chunks(_forward_rows, B, H, xw, support.gate_blocks(W_h, 3), b_hn, h0, m, has_mask,
                        bool(reverse), reset_after, support.FLUSH_DENORMALS, bool(need_cache),
                        hs, gates, h_prevs, hn_or_rh, h_T)
     if not need_cache:
@@ -221,7 +216,7 @@ def _backward(dhs, dstate, cache):
     da_all = workspace.empty((3, T, B * H), dt)                       # input-side preactivation gradients
     dah_n = workspace.empty((T, B * H) if reset_after else (1, 1), dt)
     dh0 = np.empty((B, H), dt)
-    W_hqT = np.ascontiguousarray(_gate_blocks(cache["W_h"], H).transpose(0, 2, 1))  # (3, H, H)
+    W_hqT = np.ascontiguousarray(support.gate_blocks(cache["W_h"], 3).transpose(0, 2, 1))  # (3, H, H)
     support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, gates, cache["h_prevs"],
                        cache["hn_or_rh"], cache["mask"], cache["has_mask"], cache["reverse"],
                        reset_after, W_hqT, support.FLUSH_DENORMALS, da_all, dah_n, dh0)

@@ -257,11 +257,6 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, tanh_cs, c_prevs, ma
         flush_denormals_end(old_mode)
 
 
-def _gate_blocks(W, H):
-    """(rows, 4H) -> (4, rows, H) contiguous: one block per gate."""
-    return np.ascontiguousarray(W.reshape(W.shape[0], 4, H).transpose(1, 0, 2))
-
-
 def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
              recurrent_mask=None, need_cache=True, need_outputs=True):
     """The body of forward(), run with BLAS threads set."""
@@ -288,7 +283,7 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     gates = workspace.empty((4, T, B * H), dt)                        # activated i, f, g, o
     tanh_cs, h_prevs, c_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, H, xw, _gate_blocks(W_h, H), h0, c0, m, has_mask,
+    support.run_chunks(_forward_rows, B, H, xw, support.gate_blocks(W_h, 4), h0, c0, m, has_mask,
                        bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
                        hs, gates, tanh_cs, h_prevs, c_prevs, h_T, c_T)
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
@@ -309,7 +304,7 @@ def _infer(table, rows, W_h, state0, mask, reverse, need_outputs):
     m, has_mask = support.time_major_mask(mask, dt)
     hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
-    support.run_chunks(_infer_rows, B, H, table, rows, _gate_blocks(np.asarray(W_h, dt), H),
+    support.run_chunks(_infer_rows, B, H, table, rows, support.gate_blocks(np.asarray(W_h, dt), 4),
                        h0, c0, m, has_mask, bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
                        bool(need_outputs), hs, h_T, c_T)
     return (support.batch_major(hs, B) if need_outputs else None), (h_T, c_T)
@@ -366,7 +361,7 @@ def _backward(dhs, dstate, cache):
 
     dz_all = workspace.empty((4, T, B * H), dt)                       # gradients of the preactivations
     dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
-    W_hqT = np.ascontiguousarray(_gate_blocks(cache["W_h"], H).transpose(0, 2, 1))  # (4, H, H)
+    W_hqT = np.ascontiguousarray(support.gate_blocks(cache["W_h"], 4).transpose(0, 2, 1))  # (4, H, H)
     support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, dc_T, gates, cache["tanh_cs"],
                        cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"], W_hqT,
                        support.FLUSH_DENORMALS, dz_all, dh0, dc0)

@@ -148,6 +148,13 @@ def run_tasks(tasks, work):
         f.result()
 
 
+def gate_blocks(W, n_gates):
+    """(rows, G*H) -> (G, rows, H) contiguous: one block per gate, so each
+    gate's product is a plain 2-D np.dot inside the loop."""
+    H = W.shape[1] // n_gates
+    return np.ascontiguousarray(W.reshape(W.shape[0], n_gates, H).transpose(1, 0, 2))
+
+
 def gate_major_projection(x_tm, W_x, b_x, b_h, n_gates):
     """x W_x + b_x + b_h for all steps, one BLAS product per gate.
 
