@@ -32,14 +32,17 @@ def test_cacheless_forward_equals_cached(dtype, reverse, masked, B):
     hs2, state2, cache2 = fast_lstm.forward(x, W_x, W_h, b_x, b_h, state0, mask=mask,
                                             reverse=reverse, need_cache=False)
     assert cache is not None and cache2 is None
-    np.testing.assert_array_equal(hs2, hs)                 # the same arithmetic, bit for bit
+    # training runs one product with [x_t, h_{t-1}, 1] per step, inference adds a
+    # precomputed x W_x + b to h_{t-1} W_h: the same sums, rounded in another order
+    tol = TOL[dtype]
+    np.testing.assert_allclose(hs2, hs, rtol=tol, atol=tol)
     for a, b in zip(state2, state):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     hs3, state3, _ = fast_lstm.forward(x, W_x, W_h, b_x, b_h, state0, mask=mask, reverse=reverse,
                                        need_cache=False, need_outputs=False)
     assert hs3 is None
-    for a, b in zip(state3, state):
-        np.testing.assert_array_equal(a, b)
+    for a, b in zip(state3, state2):
+        np.testing.assert_array_equal(a, b)                # outputs or not, the same arithmetic
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -111,8 +114,8 @@ def test_backward_after_inference_forward_recomputes(engine):
     dx = layer.backward(dout)
     out_t = layer.forward(x, training=True)
     dx_t = layer.backward(dout)
-    np.testing.assert_array_equal(out, out_t)
-    np.testing.assert_array_equal(dx, dx_t)
+    np.testing.assert_allclose(out, out_t, rtol=TOL[np.float32], atol=TOL[np.float32])
+    np.testing.assert_array_equal(dx, dx_t)                # both from the cached forward
 
 
 def test_model_backward_after_folded_forward():

@@ -68,6 +68,13 @@ def _activate_gate(zq, xq, gq, s, a, d):
 
 
 @njit(**_JIT)
+def _activate(zq, gq, s, a, d):
+    """gq = tanh(s*zq)*a + d over one flat run."""
+    for k in range(zq.shape[0]):
+        gq[k] = fast_tanh(s * zq[k]) * a + d
+
+
+@njit(**_JIT)
 def _update_state(input_gate, forget_gate, candidate, output_gate, m, c_new, tanh_c, out,
                   h_flat, c_flat):
     """The cell update for one step over flat runs of n*H numbers: fills c_new,
@@ -87,39 +94,50 @@ def _update_state(input_gate, forget_gate, candidate, output_gate, m, c_new, tan
 
 
 @njit(**_JIT)
-def _forward_rows(lo, hi, xw, W_hq, h0, c0, mask, has_mask, reverse, gate_act, flush,
-                  hs, gates, tanh_cs, h_prevs, c_prevs, h_T, c_T):
+def _forward_rows(lo, hi, x, W_xhq, h0, c0, mask, has_mask, reverse, gate_act, flush,
+                  keep_hs, hs, gates, c_prevs, xh_all, h_T, c_T):
     """The forward time loop for batch rows lo..hi-1; fills the output arrays
     and the caches backward reads.
 
-    xw (4, T, B*H) input projections with biases; W_hq (4, H, H) per-gate
-    recurrent weights; mask (T, B); hs, tanh_cs, h_prevs, c_prevs (T, B*H);
-    gates (4, T, B*H).
+    x (B, T, D) the input as given; W_xhq (4, D+H+1, H) per gate the input
+    weights, the recurrent weights and the bias stacked, so that one product
+    per gate with the row [x_t, h_{t-1}, 1] gives the whole preactivation.
+    mask (T, B); hs, c_prevs (T, B*H); gates (4, T, B*H); xh_all (T, B, D+H+1)
+    keeps each step's [x_t, h_{t-1}, 1] rows, which the weight gradients need.
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
-    n, T, H = hi - lo, xw.shape[1], W_hq.shape[1]
+    n, T, D, H = hi - lo, gates.shape[1], x.shape[2], W_xhq.shape[2]
     P, base = n * H, lo * H                                    # this chunk's run in each (B*H) row
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
     cell_state = c0[lo:hi].copy()                              # (n, H)
     h_flat, c_flat = h.reshape(P), cell_state.reshape(P)
-    z = np.empty((4, n, H), h.dtype)                           # h_{t-1} W_h, one block per gate
+    z = np.empty((4, n, H), h.dtype)                           # preactivations, one block per gate
     z_flat = z.reshape((4, P))
-    c_new = np.empty(P, h.dtype)
+    c_new, tanh_c = np.empty(P, h.dtype), np.empty(P, h.dtype)
+    scratch_out = np.empty(P, h.dtype)                         # the output when hs is not kept
     m = np.ones(P, h.dtype)                                    # the mask spread over H
+    one = cast_like(h, 1.0)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
             _spread_mask(m, mask, t, lo, n, H)
-        h_prevs[t, base:base + P] = h_flat
+        xh = xh_all[t, lo:hi]                                  # (n, D+H+1) this step's [x_t, h_{t-1}, 1]
+        for r in range(n):
+            for j in range(D):
+                xh[r, j] = x[lo + r, t, j]
+            for j in range(H):
+                xh[r, D + j] = h[r, j]
+            xh[r, D + H] = one
         c_prevs[t, base:base + P] = c_flat
         for q in range(4):
-            np.dot(h, W_hq[q], z[q])                           # the only per-step products
+            np.dot(xh, W_xhq[q], z[q])                         # z_q = x_t W_xq + h_{t-1} W_hq + b_q
         for q in range(4):
-            _activate_gate(z_flat[q], xw[q, t, base:base + P], gates[q, t, base:base + P],
-                           gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
+            _activate(z_flat[q], gates[q, t, base:base + P],
+                      gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
+        out = hs[t, base:base + P] if keep_hs else scratch_out[:]
         _update_state(gates[0, t, base:base + P], gates[1, t, base:base + P],
                       gates[2, t, base:base + P], gates[3, t, base:base + P], m, c_new,
-                      tanh_cs[t, base:base + P], hs[t, base:base + P], h_flat, c_flat)
+                      tanh_c, out, h_flat, c_flat)
     h_T[lo:hi] = h
     c_T[lo:hi] = cell_state
     if flush:
@@ -195,38 +213,43 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
 
 
 @njit(**_JIT)
-def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, tanh_cs, c_prevs, mask, has_mask,
-                   reverse, W_hqT, flush, dz_all, dh0, dc0):
-    """BPTT for batch rows lo..hi-1: fills dz_all (4, T, B*H), the gradients of
-    the preactivations, and dh0, dc0. dhs (T, B*H) time-major; W_hqT (4, H, H)
-    the per-gate W_h blocks transposed."""
+def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, c_prevs, mask, has_mask,
+                   reverse, W_xhT, flush, dz_rows, dx, dh0, dc0):
+    """BPTT for batch rows lo..hi-1: fills dz_rows (T, B, 4H) with the gradients
+    of the preactivations, row-major so that one product per step (and one
+    for all steps afterwards) serves every gate, and dx (B, T, D), dh0, dc0.
+    The gates (4, T, B*H) are overwritten with the same gradients, gate-major,
+    as the elementwise passes produce them. dhs (T, B*H) time-major; W_xhT
+    (4H, D+H+1) the stacked weights transposed."""
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
-    n, T, H = hi - lo, gates.shape[1], W_hqT.shape[1]
+    n, T, K = hi - lo, gates.shape[1], W_xhT.shape[1]
+    H = W_xhT.shape[0] // 4
+    D = dx.shape[2]
     P, base = n * H, lo * H
     one = cast_like(gates, 1.0)
     dh = dh_T[lo:hi].copy()                                    # (n, H) dL/dh_t
-    dc = dc_T[lo:hi].copy()                                    # (n, H) dL/dc_t
-    dh_flat, dc_flat = dh.reshape(P), dc.reshape(P)
-    dh_new = np.empty(P, dh.dtype)
+    dh_flat = dh.reshape(P)
+    dc_flat = dc_T[lo:hi].copy().reshape(P)                    # dL/dc_t
+    dc_next = np.empty(P, dh.dtype)
+    dh_new, tanh_c = np.empty(P, dh.dtype), np.empty(P, dh.dtype)
     dc_skip = np.zeros(P, dh.dtype)                            # parts of dh, dc that skip a masked step
     dh_skip = np.zeros(P, dh.dtype)
-    dh_q = np.empty((n, H), dh.dtype)
-    dh_q_flat = dh_q.reshape(P)
+    dxh = np.empty((n, K), dh.dtype)                           # dL/d[x_t, h_{t-1}, 1]
     no_dhs = np.zeros(P, dh.dtype)
     m = np.ones(P, dh.dtype)
     for step in range(T):
         t = step if reverse else T - 1 - step
         if has_mask:
-            for r in range(n):
-                m[r * H:(r + 1) * H] = mask[t, lo + r]
+            _spread_mask(m, mask, t, lo, n, H)
         dout = dhs[t, base:base + P] if has_dhs else no_dhs
-        input_gate = gates[0, t, base:base + P]
-        forget_gate = gates[1, t, base:base + P]
-        candidate = gates[2, t, base:base + P]
-        output_gate = gates[3, t, base:base + P]
-        tanh_c, c_prev = tanh_cs[t, base:base + P], c_prevs[t, base:base + P]
-        dz_i, dz_f = dz_all[0, t, base:base + P], dz_all[1, t, base:base + P]
-        dz_g, dz_o = dz_all[2, t, base:base + P], dz_all[3, t, base:base + P]
+        input_gate = gates[0, t, base:base + P]                # overwritten below by dz_i
+        forget_gate = gates[1, t, base:base + P]               # ... by dz_f
+        candidate = gates[2, t, base:base + P]                 # ... by dz_g
+        output_gate = gates[3, t, base:base + P]               # ... by dz_o
+        c_prev = c_prevs[t, base:base + P]
+        for k in range(P):
+            # tanh(c_t) again rather than cached: one tanh is cheaper than a (T, B*H) array
+            tanh_c[k] = fast_tanh(forget_gate[k] * c_prev[k] + input_gate[k] * candidate[k])
         for k in range(P):
             # backprop through the carry h = m*h_new + (1-m)*h_{t-1}; same for c
             dh_skip[k] = (one - m[k]) * dh_flat[k]
@@ -234,27 +257,45 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, tanh_cs, c_prevs, ma
             dh_new[k] = m[k] * (dh_flat[k] + dout[k])
         for k in range(P):
             # backprop through h_t = o * tanh(c_t), then through the sigmoid of o
-            dz_o[k] = (dh_new[k] * tanh_c[k]) * (output_gate[k] * (one - output_gate[k]))
-            dc_flat[k] = m[k] * dc_flat[k] + dh_new[k] * output_gate[k] * (one - tanh_c[k] * tanh_c[k])
+            o = output_gate[k]
+            dc_flat[k] = m[k] * dc_flat[k] + dh_new[k] * o * (one - tanh_c[k] * tanh_c[k])
+            output_gate[k] = (dh_new[k] * tanh_c[k]) * (o * (one - o))
         for k in range(P):
-            # backprop through c_t = f * c_{t-1} + i * g, then through the gate nonlinearities
-            dz_i[k] = (dc_flat[k] * candidate[k]) * (input_gate[k] * (one - input_gate[k]))
-            dz_f[k] = (dc_flat[k] * c_prev[k]) * (forget_gate[k] * (one - forget_gate[k]))
-            dz_g[k] = (dc_flat[k] * input_gate[k]) * (one - candidate[k] * candidate[k])
+            # backprop through c_t = f * c_{t-1} + i * g into c_{t-1}
+            dc_next[k] = dc_flat[k] * forget_gate[k] + dc_skip[k]
         for k in range(P):
-            dc_flat[k] = dc_flat[k] * forget_gate[k] + dc_skip[k]
-        # backprop through z = ... + h_{t-1} W_h, one gate block at a time
-        np.dot(dz_i.reshape((n, H)), W_hqT[0], dh)
-        for q in range(1, 4):
-            np.dot(dz_all[q, t, base:base + P].reshape((n, H)), W_hqT[q], dh_q)
-            for k in range(P):
-                dh_flat[k] += dh_q_flat[k]
-        for k in range(P):
-            dh_flat[k] += dh_skip[k]
+            # ... and into the gates, then through their nonlinearities
+            i, f, g = input_gate[k], forget_gate[k], candidate[k]
+            input_gate[k] = (dc_flat[k] * g) * (i * (one - i))
+            forget_gate[k] = (dc_flat[k] * c_prev[k]) * (f * (one - f))
+            candidate[k] = (dc_flat[k] * i) * (one - g * g)
+        dc_flat, dc_next = dc_next, dc_flat
+        dz_t = dz_rows[t, lo:hi]                               # (n, 4H) this step's dL/dz, row by row
+        for q in range(4):
+            dz_q = gates[q, t, base:base + P]
+            for r in range(n):
+                for j in range(H):
+                    dz_t[r, q * H + j] = dz_q[r * H + j]
+        # backprop through z = [x_t, h_{t-1}, 1] W_xh
+        np.dot(dz_t, W_xhT, dxh)
+        for r in range(n):
+            for j in range(D):
+                dx[lo + r, t, j] = dxh[r, j]
+            for j in range(H):
+                dh[r, j] = dxh[r, D + j] + dh_skip[r * H + j]
     dh0[lo:hi] = dh
-    dc0[lo:hi] = dc
+    dc0[lo:hi] = dc_flat.reshape((n, H))
     if flush:
         flush_denormals_end(old_mode)
+
+
+def stacked_weights(W_x, W_h, b):
+    """(D+H+1, 4H): the input weights, the recurrent weights and the bias
+    (b_x + b_h) stacked, the matrix that [x_t, h_{t-1}, 1] multiplies."""
+    D, H = W_x.shape[0], W_h.shape[0]
+    W = np.empty((D + H + 1, N_GATES * H), W_x.dtype)
+    W[:D], W[D:D + H], W[D + H] = W_x, W_h, b
+    return W
 
 
 def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
@@ -269,27 +310,34 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, N_GATES, 2)
     support.check_dtype(x)
     dt = x.dtype
-    x_tm = support.time_major(x)                               # (T, B, D)
-    xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, N_GATES)  # (4, T, B*H)
     if not need_cache:
+        x_tm = support.time_major(x)                                    # (T, B, D)
+        xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, N_GATES)  # (4, T, B*H)
         # every (step, sequence) reads its own row of the projections
         rows = np.arange(T * B, dtype=np.int64).reshape(T, B)           # (T, B)
         hs, state = _infer(xw.reshape(N_GATES, T * B, H), rows, W_h, state0, mask, reverse,
                            need_outputs)
         return hs, state, None
+    x = np.ascontiguousarray(x)
+    b = np.zeros(N_GATES * H, dt)
+    for bias in (b_x, b_h):
+        if bias is not None:
+            b += bias
+    W_xh = stacked_weights(np.asarray(W_x, dt), np.asarray(W_h, dt), b)  # (D+H+1, 4H)
     h0, c0 = (support.contiguous(s, dt) for s in state0)
     m, has_mask = support.time_major_mask(mask, dt)
-    hs = workspace.empty((T, B * H), dt)
+    hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
     gates = workspace.empty((4, T, B * H), dt)                        # activated i, f, g, o
-    tanh_cs, h_prevs, c_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
+    c_prevs = workspace.empty((T, B * H), dt)                         # c_{t-1}
+    xh_all = workspace.empty((T, B, D + H + 1), dt)                   # [x_t, h_{t-1}, 1]
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, H, xw, support.gate_blocks(W_h, 4), h0, c0, m, has_mask,
-                       bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
-                       hs, gates, tanh_cs, h_prevs, c_prevs, h_T, c_T)
-    cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
-                 gates=gates, tanh_cs=tanh_cs, h_prevs=h_prevs, c_prevs=c_prevs,
-                 mask=m, has_mask=has_mask, reverse=bool(reverse))
-    return support.batch_major(hs, B), (h_T, c_T), cache
+    support.run_chunks(_forward_rows, B, H, x, support.gate_blocks(W_xh, N_GATES), h0, c0, m, has_mask, bool(reverse),
+                       GATE_ACT[dt], support.FLUSH_DENORMALS, bool(need_outputs),
+                       hs, gates, c_prevs, xh_all, h_T, c_T)
+    cache = dict(W_xh=W_xh, D=D, has_b_x=b_x is not None, has_b_h=b_h is not None,
+                 gates=gates, c_prevs=c_prevs, xh_all=xh_all,
+                 mask=m, has_mask=has_mask, reverse=bool(reverse), used=False)
+    return (support.batch_major(hs, B) if need_outputs else None), (h_T, c_T), cache
 
 
 def _infer(table, rows, W_h, state0, mask, reverse, need_outputs):
@@ -349,25 +397,32 @@ def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_
 
 def _backward(dhs, dstate, cache):
     """The body of backward(), run with BLAS threads set."""
-    gates, x_tm = cache["gates"], cache["x_tm"]
-    T, B, _ = x_tm.shape
-    H = cache["W_h"].shape[0]
-    dt = x_tm.dtype
+    if cache["used"]:
+        raise RuntimeError("this LSTM cache was already used by a backward pass (the fast "
+                           "engine overwrites it); run forward again")
+    cache["used"] = True
+    gates, xh_all, D = cache["gates"], cache["xh_all"], cache["D"]
+    T, B, K = xh_all.shape
+    H = cache["W_xh"].shape[1] // N_GATES
+    dt = gates.dtype
     dh_T, dc_T = dstate if dstate is not None else (None, None)
     dh_T = np.zeros((B, H), dt) if dh_T is None else support.contiguous(dh_T, dt)
     dc_T = np.zeros((B, H), dt) if dc_T is None else support.contiguous(dc_T, dt)
     has_dhs = dhs is not None
     dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
 
-    dz_all = workspace.empty((4, T, B * H), dt)                       # gradients of the preactivations
+    dx = workspace.empty((B, T, D), dt)
+    dz_rows = workspace.empty((T, B, N_GATES * H), dt)
     dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
-    W_hqT = np.ascontiguousarray(support.gate_blocks(cache["W_h"], 4).transpose(0, 2, 1))  # (4, H, H)
-    support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, dc_T, gates, cache["tanh_cs"],
-                       cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"], W_hqT,
-                       support.FLUSH_DENORMALS, dz_all, dh0, dc0)
-    dx, dW_x, db = support.input_side_grads(x_tm, dz_all, cache["W_x"])
-    dW_h, _ = support.recurrent_grads([cache["h_prevs"]] * 4, dz_all, H)
-    grads = dict(x=dx, W_x=dW_x, W_h=dW_h, b_x=db if cache["has_b_x"] else None,
+    W_xhT = np.ascontiguousarray(cache["W_xh"].T)                     # (4H, D+H+1)
+    support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, dc_T, gates,
+                       cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"],
+                       W_xhT, support.FLUSH_DENORMALS, dz_rows, dx, dh0, dc0)
+    # the weight gradients in one product over all steps; the column of ones
+    # in [x_t, h_{t-1}, 1] gives the bias
+    dW = support.sum_of_products(xh_all.reshape(T * B, K), dz_rows.reshape(T * B, N_GATES * H))
+    db = dW[D + H]
+    grads = dict(x=dx, W_x=dW[:D], W_h=dW[D:D + H], b_x=db if cache["has_b_x"] else None,
                  b_h=db.copy() if cache["has_b_h"] else None)
     grads["state0"] = (dh0, dc0)
     return grads

@@ -18,7 +18,7 @@ DTYPES = (np.float32, np.float64)
 # The time loops split the batch over threads from this many rows on, or
 # earlier when the per-step product is big (rows x H >= PARALLEL_MIN_STATE):
 # splitting a small step makes each thread's work too small to pay for it.
-PARALLEL_MIN_BATCH = 64
+PARALLEL_MIN_BATCH = 16
 PARALLEL_MIN_STATE = 8192
 
 # The backward loop flushes subnormal floats to zero (see denormals.py); the
@@ -224,3 +224,17 @@ def recurrent_grads(inputs, dahs, H):
         db[cols] = dah2.sum(axis=0)
     run_tasks([lambda q=q: gate(q) for q in range(G)], dahs[0].size)
     return dW_h, db
+
+
+def sum_of_products(X, dZ):
+    """X^T dZ for X (R, K), dZ (R, N): the gradient of Z = X W summed over all R
+    rows, as two half sums on two threads when the product is big."""
+    R = X.shape[0]
+    halves = [slice(0, R // 2), slice(R // 2, R)]
+    parts = [None, None]
+
+    def half(k):
+        parts[k] = X[halves[k]].T @ dZ[halves[k]]
+    run_tasks([lambda: half(0), lambda: half(1)], R * dZ.shape[1] // 4)
+    parts[0] += parts[1]
+    return parts[0]
