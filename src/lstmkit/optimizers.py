@@ -8,10 +8,22 @@ learning rate give the same steps as Keras's (defaults are Keras's).
 clipnorm: rescale all gradients together so their global L2 norm is at most
 clipnorm (Keras calls this global_clipnorm). clipvalue: clip each element to
 [-clipvalue, clipvalue]. Both happen before the update.
+
+Each parameter is updated by one compiled pass (lstmkit.kernels.optim) that
+also applies the clipnorm scale, so a step allocates nothing the size of the
+parameters.
 """
 import numpy as np
 
 from . import schedules
+from .kernels import optim as kernels
+
+DTYPES = (np.float32, np.float64)
+
+
+def _flat(*arrays):
+    """Flat views of C-contiguous arrays, for the kernels (no copy)."""
+    return [a.reshape(-1) for a in arrays]
 
 
 class Optimizer:
@@ -32,33 +44,63 @@ class Optimizer:
         return float(lr(self.iterations) if callable(lr) else lr)
 
     def clip(self, grads):
+        """The gradients as the update sees them: clipped by value, then scaled by clipnorm."""
+        grads, scale = self.clip_scale(grads)
+        if scale != 1.0:
+            grads = {k: g * g.dtype.type(scale) for k, g in grads.items()}
+        return grads
+
+    def clip_scale(self, grads):
+        """(grads clipped by value, the clipnorm factor to multiply them by).
+        The factor is applied inside the update kernels instead of in a copy."""
         if self.clipvalue is not None:
             grads = {k: np.clip(g, -self.clipvalue, self.clipvalue) for k, g in grads.items()}
+        scale = 1.0
         if self.clipnorm is not None:
-            norm = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads.values()))
+            # float64 sum without a float64 copy of each gradient
+            norm = np.sqrt(sum(kernels.sum_squares(np.ascontiguousarray(g).reshape(-1))
+                               for g in grads.values()))
             if norm > self.clipnorm:
                 scale = self.clipnorm / norm
-                grads = {k: g * g.dtype.type(scale) for k, g in grads.items()}
-        return grads
+        return grads, scale
 
     def apply(self, params, grads):
         if set(params) != set(grads):
             raise ValueError(f"params and grads must have the same keys; missing grads for "
                              f"{sorted(set(params) - set(grads))}, extra {sorted(set(grads) - set(params))}")
-        grads = self.clip(grads)
+        grads, scale = self.clip_scale(grads)
         lr = self.current_learning_rate
         for k, p in params.items():
-            self.update(k, p, grads[k].astype(p.dtype, copy=False), lr)
+            if p.dtype not in DTYPES:
+                raise TypeError(f"parameter {k!r} must be float32 or float64; got dtype {p.dtype}")
+            g = np.ascontiguousarray(grads[k], dtype=p.dtype)
+            if g.shape != p.shape:
+                raise ValueError(f"gradient {k!r} must have the parameter's shape {p.shape}; got {g.shape}")
+            if p.flags.c_contiguous:
+                self.update(k, p, g, lr, scale)
+            else:                             # e.g. a transposed view: update a C copy, write it back
+                work = np.ascontiguousarray(p)
+                self.update(k, work, g, lr, scale)
+                p[...] = work
         self.iterations += 1
 
     def slot(self, key, p, name):
-        """Per-parameter state array (zeros at first), e.g. slot(k, p, "m")."""
+        """Per-parameter state array (zeros at first), e.g. slot(k, p, "m"):
+        p's shape and dtype, C-contiguous so the kernels can take a flat view."""
         s = self.state.setdefault(key, {})
-        if name not in s:
-            s[name] = np.zeros_like(p)
-        return s[name]
+        a = s.get(name)
+        if a is None:
+            a = s[name] = np.zeros(p.shape, p.dtype)
+        elif a.dtype != p.dtype or not a.flags.c_contiguous:      # e.g. set from outside: keep the values
+            a = s[name] = np.ascontiguousarray(a, p.dtype)
+        if a.shape != p.shape:
+            raise ValueError(f"optimizer state {name!r} of {key!r} must have the parameter's shape "
+                             f"{p.shape}; got {a.shape}")
+        return a
 
-    def update(self, key, p, g, lr):
+    def update(self, key, p, g, lr, scale=1.0):
+        """Update p in place from g times scale. p and g are C-contiguous arrays
+        of one dtype and shape (p may be a copy that apply() writes back)."""
         raise NotImplementedError
 
     def get_config(self):
@@ -78,14 +120,13 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs a momentum > 0; got momentum=0")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
-    def update(self, key, p, g, lr):
+    def update(self, key, p, g, lr, scale=1.0):
+        c = p.dtype.type                     # scalars in p's dtype: float32 stays float32
         if self.momentum == 0:
-            p -= lr * g
+            kernels.sgd(*_flat(p, g), c(scale), c(lr))
             return
         v = self.slot(key, p, "velocity")
-        v *= self.momentum
-        v += g
-        p -= lr * (g + self.momentum * v if self.nesterov else v)
+        kernels.sgd_momentum(*_flat(p, g, v), c(scale), c(lr), c(self.momentum), self.nesterov)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -99,16 +140,16 @@ class Adam(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
-    def update(self, key, p, g, lr):
+    def update(self, key, p, g, lr, scale=1.0):
         m, v = self.slot(key, p, "m"), self.slot(key, p, "v")
         t = self.iterations + 1
-        m *= self.beta_1
-        m += (1 - self.beta_1) * g
-        v *= self.beta_2
-        v += (1 - self.beta_2) * g * g
-        m_hat = m / (1 - self.beta_1 ** t)              # bias correction: m and v start at 0
-        v_hat = v / (1 - self.beta_2 ** t)
-        p -= lr * m_hat / (np.sqrt(v_hat) + self.epsilon)
+        # bias correction (m and v start at 0) folded into two scalars, as torch does:
+        # lr m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) = step_size m / (sqrt(v)/sqrt(1-b2^t) + eps)
+        step_size = lr / (1 - self.beta_1 ** t)
+        bc2_sqrt = (1 - self.beta_2 ** t) ** 0.5
+        c = p.dtype.type
+        kernels.adam(*_flat(p, g, m, v), c(scale), c(1 - self.beta_1), c(1 - self.beta_2), c(self.beta_1),
+                     c(self.beta_2), c(step_size), c(bc2_sqrt), c(self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
@@ -122,17 +163,15 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, **kwargs)
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
 
-    def update(self, key, p, g, lr):
+    def update(self, key, p, g, lr, scale=1.0):
         v = self.slot(key, p, "v")
-        v *= self.rho
-        v += (1 - self.rho) * g * g
-        step = g / (np.sqrt(v) + self.epsilon)
+        c = p.dtype.type
+        args = (c(scale), c(1 - self.rho), c(self.rho), c(lr), c(self.epsilon))
         if self.momentum > 0:
             buf = self.slot(key, p, "momentum")
-            buf *= self.momentum
-            buf += step
-            step = buf
-        p -= lr * step
+            kernels.rmsprop_momentum(*_flat(p, g, v, buf), *args, c(self.momentum))
+        else:
+            kernels.rmsprop(*_flat(p, g, v), *args)
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}

@@ -1,6 +1,7 @@
 """Compile (or load from numba's disk cache) every kernel specialisation:
 three cells x forward/backward/step x float32/float64 (the threaded batch path
-runs the same compiled functions, so it needs nothing extra).
+runs the same compiled functions, so it needs nothing extra), plus the
+optimizer updates and the Embedding gradient in both dtypes.
 
     python -m lstmkit.kernels.warmup
 
@@ -26,6 +27,25 @@ def warm_all():
             mod.backward(hs, state, cache)
             mod.step(x[:, 0], state, W_x, W_h, b, b, **options[name])
             mod.step(x[:, 0], state, W_x, W_h, b, b, out=state, **options[name])
+    warm_training()
+
+
+def warm_training():
+    """The kernels of a training step outside the cells; the argument types
+    are the ones optimizers.py and layers/embedding.py pass."""
+    from . import embedding, optim, support
+    for c in support.DTYPES:                     # np.float32, np.float64: also the scalars' type
+        a = [np.zeros(4, c) for _ in range(4)]
+        optim.sgd(a[0], a[1], c(1), c(0.1))
+        for nesterov in (False, True):
+            optim.sgd_momentum(a[0], a[1], a[2], c(1), c(0.1), c(0.9), nesterov)
+        optim.adam(*a, *(c(0.5) for _ in range(8)))
+        optim.rmsprop(*a[:3], *(c(0.5) for _ in range(5)))
+        optim.rmsprop_momentum(*a, *(c(0.5) for _ in range(6)))
+        optim.sum_squares(a[0])
+        table = np.zeros((3, 2), c)
+        embedding.scatter_add_rows(table, np.zeros(2, np.int64), np.ones((2, 2), c),
+                                   np.empty(3, np.int64), 0, np.zeros(3, np.bool_))
 
 
 def main():

@@ -8,6 +8,7 @@ on to the next layers (a recurrent layer then carries its state over padding).
 import numpy as np
 
 from .. import initializers
+from ..kernels import embedding as kernels
 from .base import Layer, register
 
 
@@ -73,26 +74,33 @@ class Embedding(Layer):
     def forward(self, x, training=False, mask=None):
         ids = as_token_ids(x, self.name, self.input_dim)                                  # (B, T)
         self._ids = ids
-        return self.params["embeddings"][ids]                                             # (B, T, E)
+        # np.take, not table[ids]: same rows, 2.5-3x faster for (32, 500) and (128, 500)
+        # ids with E = 32 (a compiled gather measured no faster than np.take)
+        return np.take(self.params["embeddings"], ids, axis=0)                           # (B, T, E)
 
     def backward(self, dout):
         if self._ids is None:
             raise RuntimeError(f"backward() called on layer {self.name!r} before forward()")
         # Rows looked up several times collect the sum of their gradients. The
-        # (V, E) table is kept between steps and only the rows written last time
-        # are cleared: a fresh zero table per step costs more than the sums.
-        ids = self._ids.ravel()                                                           # (B*T,)
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-        rows = np.add.reduceat(dout.reshape(-1, self.output_dim)[order], starts, axis=0)  # (U, E)
+        # (V, E) table is kept between steps and the kernel clears only the rows
+        # it wrote last time: a fresh zero table per step costs more than the sums.
+        ids = np.ascontiguousarray(self._ids, dtype=np.int64).reshape(-1)                 # (B*T,)
+        dout = np.asarray(dout)
+        if dout.shape != self._ids.shape + (self.output_dim,):
+            raise ValueError(f"dout for layer {self.name!r} must have shape "
+                             f"{self._ids.shape + (self.output_dim,)}; got {dout.shape}")
+        if dout.dtype not in (np.float32, np.float64):
+            dout = dout.astype(self.dtype)
+        rows = np.ascontiguousarray(dout).reshape(-1, self.output_dim)                    # (B*T, E)
         table = getattr(self, "_grad_table", None)
         if table is None or table.dtype != rows.dtype:
-            table = self._grad_table = np.zeros(self.params["embeddings"].shape, rows.dtype)  # (V, E)
-        else:
-            table[self._touched] = 0.0
-        self._touched = sorted_ids[starts]
-        table[self._touched] = rows
+            V = self.input_dim
+            table = self._grad_table = np.zeros((V, self.output_dim), rows.dtype)        # (V, E)
+            self._touched = np.empty(V, np.int64)           # the kernel's list of rows it wrote
+            self._seen = np.zeros(V, np.bool_)              # the kernel's scratch marks, all False between calls
+            self._n_touched = 0
+        self._n_touched = kernels.scatter_add_rows(table, ids, rows, self._touched, self._n_touched,
+                                                   self._seen)
         self.grads = {"embeddings": table}
         return None                                                                       # ids have no gradient
 
