@@ -9,12 +9,16 @@ params as views into it):
     row  D+H           b_x   (zeros without a bias)
     row  D+H+1         b_h   (zeros without a second bias)
 
+Numba caches packed.py's kernels with this file's code compiled in and
+checks only packed.py for changes: after editing this file, delete the
+kernels' __pycache__ (docs/kernels.md, "Compile time").
+
 Gate order and equations are the cells' (lstmkit.cells). Every function here
 reads all of row r of h and c before writing row r of h_out and c_out, and the
 BLAS path reads all of h first, so the outputs may be the state arrays.
 
-The input and recurrent products, per step (D = H = 32, float32, LSTM,
-measured inside a compiled loop):
+One LSTM step (D = H = 32, float32), measured inside a compiled loop, with
+the input and recurrent products done two ways:
 
     batch             1       2       4      16      64     256
     plain loops     0.51    1.36    2.68    9.51   39.9    121   us
@@ -25,12 +29,13 @@ BLAS product of [x | h] with the stacked [W_x; W_h] does. BLAS_MIN_ROWS
 is that switch.
 
 Each BLAS call is kept at BLAS_MAX_WORK multiply-adds or fewer (the batch
-split into row blocks): OpenBLAS runs a product of m*n*k <= 4 * 65536 on the
-calling thread, and above that on two threads, which on this shared machine
-wait for each other -- batch 128 took 68-200 us per LSTM step with two BLAS
-threads and 44 us with one. Switching threads from here is no option
-(threadpoolctl costs 6 us per switch), so the products are kept small
-instead. A layer whose single row is above the limit uses the loops.
+split into row blocks): OpenBLAS gives a product one thread per 4 * 65536
+multiply-adds (interface/gemm.c), so up to that it runs on the calling
+thread, above that on two, which on this shared machine wait for each
+other -- batch 128 took 68-200 us per LSTM step with two BLAS threads and
+44 us with one. Switching threads from here is no option (threadpoolctl
+costs 6 us per switch), so the products are kept small instead. A layer
+whose single row is above the limit uses the loops.
 """
 import numpy as np
 from numba import njit
