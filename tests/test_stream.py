@@ -184,8 +184,11 @@ def test_layer_step_names_what_does_not_fit():
         layer.step(np.zeros((2, 5), np.float32), (np.zeros((2, 4), np.float32),))
     with pytest.raises(ValueError, match=r"state 'h' must have shape \(2, 4\).*got \(2, 3\)"):
         layer.step(x_t, (np.zeros((2, 3), np.float32),))
-    with pytest.raises(ValueError, match="out 'h' must be a writeable C-contiguous float32"):
+    with pytest.raises(ValueError, match=r"out 'h' must be a writeable float32 array of shape \(2, 4\); got float64"):
         layer.step(x_t, (np.zeros((2, 4), np.float32),), out=(np.zeros((2, 4)),))
+    h_f = np.asfortranarray(np.zeros((2, 4), np.float32))                   # another layout: written through a copy
+    h, (h_new,) = layer.step(x_t + 1, (np.zeros((2, 4), np.float32),), out=(h_f,))
+    assert h is h_f and h_new is h_f and np.any(h_f != 0)
     with pytest.raises(ValueError, match="params\\['W_h'\\] has shape"):
         layer.params["W_h"] = np.zeros((3, 3))
         layer.step(x_t, (np.zeros((2, 4), np.float32),))

@@ -364,23 +364,26 @@ class RNNLayer(Layer):
                                  f"got {len(out)}")
             for name, o in zip(self.state_names, out):
                 if not (isinstance(o, np.ndarray) and o.shape == (B, H) and o.dtype == self.dtype
-                        and o.flags.c_contiguous and o.flags.writeable):
-                    raise ValueError(f"{what}: out {name!r} must be a writeable C-contiguous {self.dtype} "
-                                     f"array of shape {(B, H)}; got "
+                        and o.flags.writeable):
+                    raise ValueError(f"{what}: out {name!r} must be a writeable {self.dtype} array of "
+                                     f"shape {(B, H)}; got "
                                      + (f"{o.dtype} {o.shape}" if isinstance(o, np.ndarray) else type(o).__name__))
         kernel, flag = self._step_kernel()
         if kernel is not None:
-            new = tuple(np.empty_like(s) for s in state) if out is None else out
+            # the kernel writes C arrays only: another layout of out gets a copy
+            direct = out is not None and all(o.flags.c_contiguous for o in out)
+            new = out if direct else tuple(np.empty_like(s, order="C") for s in state)
             kernel(x_t, self.packed_weights().array, *state, *new, flag)
-            return new[0], new
-        engine, p = self.engine_module(False), self.params
-        hs, new_state, _ = engine.forward(x_t[:, None], p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"),
-                                          state, **self.cell_options())
-        if out is not None:
+            new_state = new
+        else:
+            engine, p = self.engine_module(False), self.params
+            hs, new_state, _ = engine.forward(x_t[:, None], p["W_x"], p["W_h"], p.get("b_x"),
+                                              p.get("b_h"), state, **self.cell_options())
+        if out is not None and new_state is not out:
             for o, s in zip(out, new_state):
                 o[...] = s
             new_state = out
-        return hs[:, 0], tuple(new_state)
+        return new_state[0], tuple(new_state)
 
     def get_config(self):
         cfg = super().get_config()
