@@ -1,7 +1,7 @@
 """lstmkit side: the model API (lk.Sequential, as a user writes it) and, for
-C, a layer's step(). Engine "auto": the fast Numba kernels where lstmkit has
-them, else the NumPy reference engine; which one ran is recorded per case."""
-import numpy as np
+C, a layer's stream (layer.stream().step). Engine "auto": the fast Numba
+kernels where lstmkit has them, else the NumPy reference engine; which one
+ran is recorded per case."""
 
 import lstmkit as lk
 from lstmkit.engines import get_engine
@@ -65,7 +65,7 @@ def build(net, w):
 def runner(case, w, x, y):
     net = case.net
     if case.kind == "step":
-        return _step_runner(case, w, x), "layer.step"
+        return _step_runner(case, w, x), "layer.stream().step"
     model, api = build(net, w)
     if case.kind == "infer":
         return (lambda: model.predict(x)), api
@@ -73,16 +73,15 @@ def runner(case, w, x, y):
 
 
 def _step_runner(case, w, x):
+    """Streaming as a user writes it: a stream bound once to the layer keeps
+    the state between calls; one call per token, h_t a new array each time."""
     from lstmkit.layers import LSTM
     layer = LSTM(case.net.units, input_dim=case.net.embed)
     _set_rnn(layer, w["rnn"][0])
-    H = case.net.units
-    state = [(np.zeros((x.shape[0], H), np.float32), np.zeros((x.shape[0], H), np.float32))]
+    stream = layer.stream(batch=x.shape[0])
 
     def step():
-        # the streaming API's allocation-free form: the new state overwrites the old
-        _, state[0] = layer.step(x, state[0], out=state[0])
-        return state[0]
+        return stream.step(x)
     return step
 
 

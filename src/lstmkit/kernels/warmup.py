@@ -1,7 +1,8 @@
 """Compile (or load from numba's disk cache) every kernel specialisation:
-three cells x forward/backward/step x float32/float64 (the threaded batch path
-runs the same compiled functions, so it needs nothing extra), plus the
-optimizer updates and the Embedding gradient in both dtypes.
+three cells x forward/backward/step, and the packed step and stream kernels
+of layers/stream.py, x float32/float64 (the threaded batch path runs the same
+compiled functions, so it needs nothing extra), plus the optimizer updates
+and the Embedding gradient in both dtypes.
 
     python -m lstmkit.kernels.warmup
 
@@ -14,7 +15,7 @@ import numpy as np
 
 
 def warm_all():
-    from . import KERNELS, support
+    from . import KERNELS, packed, support
     options = {"lstm": {}, "gru": {"reset_after": True}, "simple_rnn": {"activation": "tanh"}}
     for name, mod in KERNELS.items():
         G, S = mod.N_GATES, len(mod.STATE_NAMES)
@@ -27,6 +28,8 @@ def warm_all():
             mod.backward(hs, state, cache)
             mod.step(x[:, 0], state, W_x, W_h, b, b, **options[name])
             mod.step(x[:, 0], state, W_x, W_h, b, b, out=state, **options[name])
+            packed.stream_entry(name, dtype)                  # what RNNLayer.stream and .step run
+            packed.step_kernel(name, dtype)
     warm_training()
 
 

@@ -13,15 +13,22 @@ as both Keras and PyTorch do, because b_hn sits inside r * (h W_hn + b_hn).
 """
 import numpy as np
 
-from .. import initializers
+from .. import initializers, kernels
 from ..engines import get_engine
+from ..kernels import packed
 from .base import Layer, register
+from .packed import PackedWeights
+from .stream import Stream
 
 
 def _check_rate(name, value):
     if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
         raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
     return float(value)
+
+
+def _writeable(a):
+    return a if a.flags.writeable else a.copy()
 
 
 def _same_array(a, b):
@@ -63,6 +70,8 @@ class RNNLayer(Layer):
         self.initial_state_grad = None
         self._cache = None
         self._fold = None                                 # (engine, inputs, table) of the folded embedding
+        self._pack = None                                 # PackedWeights: the params are views into it
+        self._step_fn = None                              # (engine setting, step kernel or None, flag)
         if input_shape is not None:
             self.build(tuple(input_shape))
         elif input_dim is not None:
@@ -102,6 +111,8 @@ class RNNLayer(Layer):
             self.params["b_x"] = init("bias_initializer", (G * H,))
             if self.two_biases:
                 self.params["b_h"] = init("bias_initializer", (G * H,))
+        # one buffer for all four, the params views into it (layers/packed.py)
+        self._pack = PackedWeights(self.params, G, H, self.dtype, owner=self._what())
         self._init_bias()
         self._dropout_rng = np.random.default_rng(None if self.seed is None else self.seed + 7919)
         self.zero_grads()
@@ -109,6 +120,32 @@ class RNNLayer(Layer):
 
     def _init_bias(self):
         pass
+
+    def _what(self):
+        return f"{type(self).__name__} {self.name!r}"
+
+    def packed_weights(self):
+        """The weights as one (D + H + 2, G*H) buffer that the params are views
+        of (layers/packed.py); made anew when a param was replaced."""
+        pk = self._pack
+        if pk is None or not pk.is_current(self.params):
+            pk = self._pack = PackedWeights(self.params, self.n_gates, self.units, self.dtype,
+                                            owner=self._what())
+        return pk
+
+    def kernel_flag(self):
+        """The cell option the step kernels take as one bool (GRU reset_after,
+        SimpleRNN relu); unused by the LSTM."""
+        return False
+
+    def __getstate__(self):
+        # a copy (deepcopy, pickle) of a view is a separate array, so a copied
+        # buffer would not be what the copied params view: the copy re-packs
+        # on its first step; compiled kernels are not copied either
+        state = self.__dict__.copy()
+        state["_pack"] = None
+        state["_step_fn"] = None
+        return state
 
     def compute_output_shape(self, input_shape):
         T = input_shape[0]
@@ -263,32 +300,90 @@ class RNNLayer(Layer):
             dx = dx * input_drop                                                  # backprop through dropout
         return dx
 
+    def stream(self, batch=1, state=None):
+        """A Stream (layers/stream.py) for streaming inference: the layer's step
+        bound once, the state kept inside. ``s.step(x_t)`` -> h_t, ``s.state``,
+        ``s.reset()``. It reads this layer's params at every step (no copy)."""
+        return Stream(self, batch, state)
+
     def step(self, x_t, state=None, out=None):
         """One step for streaming inference: x_t (B, D) -> (h_t (B, H), new state).
 
-        out, optional: arrays shaped like the state to write the new state into
-        (they may be the state arrays themselves): with the fast engine, a loop
-        of steps then allocates nothing.
+        state: a tuple like final_state ((h, c) for an LSTM, (h,) otherwise),
+        zeros when None. out, optional: arrays shaped like the state to write the
+        new state into (they may be the state arrays themselves): a loop of
+        steps then allocates nothing. For a stream that keeps its own state,
+        see stream().
         """
-        if not (isinstance(x_t, np.ndarray) and x_t.dtype == self.dtype and x_t.ndim == 2):
-            x_t = np.ascontiguousarray(x_t, dtype=self.dtype)
-            if x_t.ndim != 2:
-                raise ValueError(f"step() expects x_t of shape (batch, features); got {x_t.shape}")
+        kernel, flag = self._step_kernel() if self.built else (None, None)
+        if kernel is not None and state is not None:
+            # the fast path: the compiled kernel's own dispatcher checks dtype,
+            # rank and layout of every array (it accepts one signature and
+            # raises TypeError for any other), the kernel checks the shapes
+            try:
+                new = tuple(np.empty_like(s) for s in state) if out is None else out
+                kernel(x_t, self.packed_weights().array, *state, *new, flag)
+                return new[0], tuple(new)
+            except (TypeError, ValueError):
+                pass                    # convert, or find what is wrong and say so
+        return self._checked_step(x_t, state, out)
+
+    def _step_kernel(self):
+        """(compiled step kernel, flag), or (None, None) when the engine is not
+        the fast one; looked up once per engine setting."""
+        cached = self._step_fn
+        if cached is None or cached[0] is not self.engine:
+            fast = get_engine(self.cell, self.engine) is kernels.KERNELS.get(self.cell)
+            kernel = packed.step_kernel(self.cell, self.dtype) if fast else None
+            cached = self._step_fn = (self.engine, kernel, self.kernel_flag() if fast else None)
+        return cached[1], cached[2]
+
+    def _checked_step(self, x_t, state, out):
+        """step() for inputs the fast path did not take: converts x_t and state
+        to the layer's dtype, builds the layer, and names what does not fit."""
+        what = f"{self._what()} step()"
+        x_t = np.asarray(x_t)
+        if x_t.ndim != 2:
+            raise ValueError(f"{what}: x_t must have shape (batch, features); got {x_t.shape}")
         if not self.built:
             self.build((None, x_t.shape[1]))
-        if state is None or not all(isinstance(s, np.ndarray) and s.dtype == self.dtype for s in state):
-            state = self._initial_state(state, x_t.shape[0])
-        engine, p = self.engine_module(False), self.params
-        step = getattr(engine, "step", None)
-        if step is not None:
-            return step(x_t, state, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), out, **self.cell_options())
-        hs, new_state, _ = engine.forward(x_t[:, None], p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"),
-                                          state, **self.cell_options())
+        D, H, B = self.params["W_x"].shape[0], self.units, x_t.shape[0]
+        if x_t.shape[1] != D:
+            raise ValueError(f"{what}: x_t must have shape ({B}, {D}) (batch, features); got {x_t.shape}")
+        # plain writeable C arrays: the compiled kernel takes no other
+        x_t = _writeable(np.ascontiguousarray(x_t, dtype=self.dtype))
+        state = tuple(_writeable(s) for s in self._initial_state(state, B))
+        for name, s in zip(self.state_names, state):
+            if s.shape != (B, H):
+                raise ValueError(f"{what}: state {name!r} must have shape {(B, H)} (batch, units); "
+                                 f"got {s.shape}")
         if out is not None:
+            out = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+            if len(out) != len(state):
+                raise ValueError(f"{what}: out must hold {len(state)} arrays {self.state_names}; "
+                                 f"got {len(out)}")
+            for name, o in zip(self.state_names, out):
+                if not (isinstance(o, np.ndarray) and o.shape == (B, H) and o.dtype == self.dtype
+                        and o.flags.writeable):
+                    raise ValueError(f"{what}: out {name!r} must be a writeable {self.dtype} array of "
+                                     f"shape {(B, H)}; got "
+                                     + (f"{o.dtype} {o.shape}" if isinstance(o, np.ndarray) else type(o).__name__))
+        kernel, flag = self._step_kernel()
+        if kernel is not None:
+            # the kernel writes C arrays only: another layout of out gets a copy
+            direct = out is not None and all(o.flags.c_contiguous for o in out)
+            new = out if direct else tuple(np.empty_like(s, order="C") for s in state)
+            kernel(x_t, self.packed_weights().array, *state, *new, flag)
+            new_state = new
+        else:
+            engine, p = self.engine_module(False), self.params
+            hs, new_state, _ = engine.forward(x_t[:, None], p["W_x"], p["W_h"], p.get("b_x"),
+                                              p.get("b_h"), state, **self.cell_options())
+        if out is not None and new_state is not out:
             for o, s in zip(out, new_state):
                 o[...] = s
-            new_state = tuple(out)
-        return hs[:, 0], new_state
+            new_state = out
+        return new_state[0], tuple(new_state)
 
     def get_config(self):
         cfg = super().get_config()
@@ -318,6 +413,9 @@ class SimpleRNN(RNNLayer):
 
     def cell_options(self):
         return {"activation": self.activation}
+
+    def kernel_flag(self):
+        return self.activation == "relu"
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -364,6 +462,9 @@ class GRU(RNNLayer):
 
     def cell_options(self):
         return {"reset_after": self.reset_after}
+
+    def kernel_flag(self):
+        return self.reset_after
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
