@@ -118,3 +118,25 @@ def test_contract_and_registration():
         fast.forward(c["x"], c["W_x"][:, :-1], c["W_h"])
     with pytest.raises(TypeError):
         fast.forward(c["x"].astype(np.float16), c["W_x"].astype(np.float16), c["W_h"].astype(np.float16))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("B", [4, support.PARALLEL_MIN_BATCH + 5])
+def test_unfused_input_path(dtype, reverse, B, monkeypatch):
+    """Large H takes x W_x out of the per-step product (one product over all
+    steps before the loop, dx after it); the same results either way."""
+    monkeypatch.setattr(fast, "FUSE_INPUT_MAX_HIDDEN", 0)
+    assert not fast.fuse_input(4, 6)
+    T = 6
+    compare_engines(ref, fast, case(dtype, B=B, T=T), dtype, mask=mask_with_padding(B, T),
+                    reverse=reverse)
+
+
+def test_backward_twice_on_one_cache_is_refused():
+    x = np.ones((2, 3, 4), np.float32)
+    W_x, W_h = np.full((4, 8), 0.1, np.float32), np.full((2, 8), 0.1, np.float32)
+    hs, state, cache = fast.forward(x, W_x, W_h)
+    fast.backward(hs, state, cache)
+    with pytest.raises(RuntimeError, match="already used by a backward pass"):
+        fast.backward(hs, state, cache)

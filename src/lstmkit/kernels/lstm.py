@@ -94,8 +94,8 @@ def _update_state(input_gate, forget_gate, candidate, output_gate, m, c_new, tan
 
 
 @njit(**_JIT)
-def _forward_rows(lo, hi, x, W_xhq, h0, c0, mask, has_mask, reverse, gate_act, flush,
-                  keep_hs, hs, gates, c_prevs, xh_all, h_T, c_T):
+def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, xw, h0, c0, mask, has_mask, reverse, gate_act,
+                  flush, keep_hs, hs, gates, c_prevs, xh_all, h_T, c_T):
     """The forward time loop for batch rows lo..hi-1; fills the output arrays
     and the caches backward reads.
 
@@ -104,9 +104,13 @@ def _forward_rows(lo, hi, x, W_xhq, h0, c0, mask, has_mask, reverse, gate_act, f
     per gate with the row [x_t, h_{t-1}, 1] gives the whole preactivation.
     mask (T, B); hs, c_prevs (T, B*H); gates (4, T, B*H); xh_all (T, B, D+H+1)
     keeps each step's [x_t, h_{t-1}, 1] rows, which the weight gradients need.
+
+    fused=False (large H): the per-step product is h_{t-1} W_hq alone, with
+    W_hq (4, H, H), and xw (4, T, B*H) holds x W_x + b for all steps, made
+    by one big product before the loop (see _forward for why).
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
-    n, T, D, H = hi - lo, gates.shape[1], x.shape[2], W_xhq.shape[2]
+    n, T, D, H = hi - lo, gates.shape[1], x.shape[2], h0.shape[1]
     P, base = n * H, lo * H                                    # this chunk's run in each (B*H) row
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
     cell_state = c0[lo:hi].copy()                              # (n, H)
@@ -129,11 +133,18 @@ def _forward_rows(lo, hi, x, W_xhq, h0, c0, mask, has_mask, reverse, gate_act, f
                 xh[r, D + j] = h[r, j]
             xh[r, D + H] = one
         c_prevs[t, base:base + P] = c_flat
-        for q in range(4):
-            np.dot(xh, W_xhq[q], z[q])                         # z_q = x_t W_xq + h_{t-1} W_hq + b_q
-        for q in range(4):
-            _activate(z_flat[q], gates[q, t, base:base + P],
-                      gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
+        if fused:
+            for q in range(4):
+                np.dot(xh, W_xhq[q], z[q])                     # z_q = x_t W_xq + h_{t-1} W_hq + b_q
+            for q in range(4):
+                _activate(z_flat[q], gates[q, t, base:base + P],
+                          gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
+        else:
+            for q in range(4):
+                np.dot(h, W_hq[q], z[q])                       # h_{t-1} W_hq; x_t W_xq + b_q is in xw
+            for q in range(4):
+                _activate_gate(z_flat[q], xw[q, t, base:base + P], gates[q, t, base:base + P],
+                               gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
         out = hs[t, base:base + P] if keep_hs else scratch_out[:]
         _update_state(gates[0, t, base:base + P], gates[1, t, base:base + P],
                       gates[2, t, base:base + P], gates[3, t, base:base + P], m, c_new,
@@ -214,13 +225,15 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
 
 @njit(**_JIT)
 def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, c_prevs, mask, has_mask,
-                   reverse, W_xhT, flush, dz_rows, dx, dh0, dc0):
+                   reverse, fused, W_xhT, flush, dz_rows, dx, dh0, dc0):
     """BPTT for batch rows lo..hi-1: fills dz_rows (T, B, 4H) with the gradients
     of the preactivations, row-major so that one product per step (and one
     for all steps afterwards) serves every gate, and dx (B, T, D), dh0, dc0.
     The gates (4, T, B*H) are overwritten with the same gradients, gate-major,
     as the elementwise passes produce them. dhs (T, B*H) time-major; W_xhT
-    (4H, D+H+1) the stacked weights transposed."""
+    (4H, D+H+1) the stacked weights transposed; with fused=False, only the
+    recurrent rows W_h^T (4H, H): dx is then left to one product after the
+    loop and this loop fills dh alone."""
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, K = hi - lo, gates.shape[1], W_xhT.shape[1]
     H = W_xhT.shape[0] // 4
@@ -278,15 +291,31 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, c_prevs, mask, has_m
                     dz_t[r, q * H + j] = dz_q[r * H + j]
         # backprop through z = [x_t, h_{t-1}, 1] W_xh
         np.dot(dz_t, W_xhT, dxh)
+        off = D if fused else 0
+        if fused:
+            for r in range(n):
+                for j in range(D):
+                    dx[lo + r, t, j] = dxh[r, j]
         for r in range(n):
-            for j in range(D):
-                dx[lo + r, t, j] = dxh[r, j]
             for j in range(H):
-                dh[r, j] = dxh[r, D + j] + dh_skip[r * H + j]
+                dh[r, j] = dxh[r, off + j] + dh_skip[r * H + j]
     dh0[lo:hi] = dh
     dc0[lo:hi] = dc_flat.reshape((n, H))
     if flush:
         flush_denormals_end(old_mode)
+
+
+# Below this hidden size the input product joins the per-step product
+# ([x_t, h_{t-1}, 1] W_xh); from it on, x W_x is one product over all steps
+# before the loop and the step multiplies h_{t-1} W_h alone. BLAS repacks the
+# weight operand of every per-step product (docs/kernels.md), which costs
+# little for a 65 x 128 matrix and much for 641 x 2048; a product over all
+# T*B rows packs it once.
+FUSE_INPUT_MAX_HIDDEN = 128
+
+
+def fuse_input(D, H):
+    return H < FUSE_INPUT_MAX_HIDDEN
 
 
 def stacked_weights(W_x, W_h, b):
@@ -331,10 +360,18 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     c_prevs = workspace.empty((T, B * H), dt)                         # c_{t-1}
     xh_all = workspace.empty((T, B, D + H + 1), dt)                   # [x_t, h_{t-1}, 1]
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, H, x, support.gate_blocks(W_xh, N_GATES), h0, c0, m, has_mask, bool(reverse),
-                       GATE_ACT[dt], support.FLUSH_DENORMALS, bool(need_outputs),
+    fused = fuse_input(D, H)
+    if fused:
+        W_xhq, W_hq = support.gate_blocks(W_xh, N_GATES), np.empty((1, 1, 1), dt)
+        xw = np.empty((1, 1, 1), dt)
+    else:
+        W_xhq, W_hq = np.empty((1, 1, 1), dt), support.gate_blocks(W_xh[D:D + H], N_GATES)
+        xw = support.gate_major_projection(support.time_major(x), W_xh[:D], W_xh[D + H], None,
+                                           N_GATES)                     # (4, T, B*H)
+    support.run_chunks(_forward_rows, B, H, x, fused, W_xhq, W_hq, xw, h0, c0, m, has_mask,
+                       bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS, bool(need_outputs),
                        hs, gates, c_prevs, xh_all, h_T, c_T)
-    cache = dict(W_xh=W_xh, D=D, has_b_x=b_x is not None, has_b_h=b_h is not None,
+    cache = dict(W_xh=W_xh, D=D, fused=fused, has_b_x=b_x is not None, has_b_h=b_h is not None,
                  gates=gates, c_prevs=c_prevs, xh_all=xh_all,
                  mask=m, has_mask=has_mask, reverse=bool(reverse), used=False)
     return (support.batch_major(hs, B) if need_outputs else None), (h_T, c_T), cache
@@ -411,13 +448,18 @@ def _backward(dhs, dstate, cache):
     has_dhs = dhs is not None
     dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
 
-    dx = workspace.empty((B, T, D), dt)
+    fused, W_xh = cache["fused"], cache["W_xh"]
+    dx = workspace.empty((B, T, D), dt) if fused else np.empty((1, 1, 1), dt)
     dz_rows = workspace.empty((T, B, N_GATES * H), dt)
     dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
-    W_xhT = np.ascontiguousarray(cache["W_xh"].T)                     # (4H, D+H+1)
+    W_back = np.ascontiguousarray((W_xh if fused else W_xh[D:D + H]).T)  # (4H, D+H+1) or (4H, H)
     support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, dc_T, gates,
                        cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"],
-                       W_xhT, support.FLUSH_DENORMALS, dz_rows, dx, dh0, dc0)
+                       fused, W_back, support.FLUSH_DENORMALS, dz_rows, dx, dh0, dc0)
+    if not fused:
+        # dx = dz W_x^T for all steps at once, then back to batch-major
+        dx = support.batch_major(support.row_products(dz_rows.reshape(T * B, N_GATES * H),
+                                                      W_xh[:D].T).reshape(T, B * D), B)
     # the weight gradients in one product over all steps; the column of ones
     # in [x_t, h_{t-1}, 1] gives the bias
     dW = support.sum_of_products(xh_all.reshape(T * B, K), dz_rows.reshape(T * B, N_GATES * H))

@@ -238,3 +238,16 @@ def sum_of_products(X, dZ):
     run_tasks([lambda: half(0), lambda: half(1)], R * dZ.shape[1] // 4)
     parts[0] += parts[1]
     return parts[0]
+
+
+def row_products(A, W):
+    """A W for A (R, K), W (K, N), the rows split in two halves over the
+    threads when the product is big."""
+    R = A.shape[0]
+    out = workspace.empty((R, W.shape[1]), A.dtype)
+    halves = [slice(0, R // 2), slice(R // 2, R)]
+
+    def half(k):
+        np.matmul(A[halves[k]], W, out=out[halves[k]])
+    run_tasks([lambda: half(0), lambda: half(1)], R * W.shape[1])
+    return out
