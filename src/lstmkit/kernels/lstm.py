@@ -54,13 +54,6 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @njit(**_JIT)
-def _spread_mask(m, mask, t, lo, n, H):
-    """m (n*H,) <- mask[t, lo:lo+n], each row's value spread over its H numbers."""
-    for r in range(n):
-        m[r * H:(r + 1) * H] = mask[t, lo + r]
-
-
-@njit(**_JIT)
 def _activate_gate(zq, xq, gq, s, a, d):
     """gq = tanh(s*(zq + xq))*a + d over one flat run: a sigmoid or tanh gate."""
     for k in range(zq.shape[0]):
@@ -109,7 +102,7 @@ def _forward_rows(lo, hi, xw, W_hq, h0, c0, mask, has_mask, reverse, gate_act, f
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
-            _spread_mask(m, mask, t, lo, n, H)
+            support.spread_mask(m, mask, t, lo, n, H)
         h_prevs[t, base:base + P] = h_flat
         c_prevs[t, base:base + P] = c_flat
         for q in range(4):
@@ -124,30 +117,6 @@ def _forward_rows(lo, hi, xw, W_hq, h0, c0, mask, has_mask, reverse, gate_act, f
     c_T[lo:hi] = cell_state
     if flush:
         flush_denormals_end(old_mode)
-
-
-@njit(**_JIT)
-def _gather_inputs(table, rows, t, lo, n, H, x_t):
-    """x_t (4, n*H) <- table[q, rows[t, lo + r]] for each gate q and row r: this
-    step's input projections as flat runs, looked up by row."""
-    for q in range(table.shape[0]):
-        for r in range(n):
-            src, dst = table[q, rows[t, lo + r]], x_t[q, r * H:(r + 1) * H]
-            for j in range(H):
-                dst[j] = src[j]
-
-
-@njit(**_JIT)
-def _gather_token_rows(table, rows, t, lo, n, H, x_t):
-    """As _gather_inputs for a row-major (R, 4H) table: a token's four gate
-    blocks are one run of 4H numbers, so a lookup missing the cache costs
-    one burst of adjacent lines instead of four scattered ones."""
-    for r in range(n):
-        src = table[rows[t, lo + r]]
-        for q in range(x_t.shape[0]):
-            dst = x_t[q, r * H:(r + 1) * H]
-            for j in range(H):
-                dst[j] = src[q * H + j]
 
 
 @njit(**_JIT)
@@ -177,11 +146,11 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
-            _spread_mask(m, mask, t, lo, n, H)
+            support.spread_mask(m, mask, t, lo, n, H)
         if table.ndim == 2:                                    # decided at compile time
-            _gather_token_rows(table, rows, t, lo, n, H, x_t)
+            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
         else:
-            _gather_inputs(table, rows, t, lo, n, H, x_t)
+            support.gather_inputs(table, rows, t, lo, n, H, x_t)
         for q in range(4):
             np.dot(h, W_hq[q], z[q])
         for q in range(4):
@@ -335,14 +304,7 @@ def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_
     H = W_h.shape[0]
     if table.ndim != 2 or table.shape[1] != N_GATES * H or W_h.shape != (H, N_GATES * H):
         raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
-    ids = np.asarray(ids)
-    if ids.ndim != 2:
-        raise ValueError(f"forward_lookup: ids must be (batch, time); got shape {ids.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
-        raise ValueError(f"forward_lookup: ids must lie in [0, {table.shape[0]})")
-    rows = np.ascontiguousarray(ids.T, dtype=np.int64)          # (T, B)
-    if mask is not None and np.shape(mask) != ids.shape:
-        raise ValueError(f"forward_lookup: mask {np.shape(mask)} must match ids {ids.shape}")
+    rows = support.token_rows(ids, mask, table.shape[0])               # (T, B)
     with single_threaded_blas():
         return _infer(np.ascontiguousarray(table), rows, W_h, state0, mask, reverse, need_outputs)
 
