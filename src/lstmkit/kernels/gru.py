@@ -74,6 +74,15 @@ def _update_state(update_gate, candidate, m, out, h_flat):
 
 
 @njit(**_JIT)
+def _advance_state(update_gate, candidate, h_flat):
+    """_update_state without a mask and without outputs, h_t written over
+    h_{t-1} in one pass (the same numbers: there m = 1 and (1 - m) * h = 0)."""
+    one = cast_like(h_flat, 1.0)
+    for k in range(h_flat.shape[0]):
+        h_flat[k] = (one - update_gate[k]) * candidate[k] + update_gate[k] * h_flat[k]
+
+
+@njit(**_JIT)
 def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_after, flush,
                   hs, gates, h_prevs, hn_or_rh, h_T):
     """The forward time loop for batch rows lo..hi-1; fills the output arrays
@@ -155,6 +164,8 @@ def _infer_rows(lo, hi, table, rows, W_hq, b_hn, h0, mask, has_mask, reverse, re
             support.spread_mask(m, mask, t, lo, n, H)
         if table.ndim == 2:                                    # decided at compile time
             support.gather_token_rows(table, rows, t, lo, n, H, x_t)
+            if step + 1 < T:                                   # the next step's rows, while this one computes
+                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
         else:
             support.gather_inputs(table, rows, t, lo, n, H, x_t)
         for q in range(3 if reset_after else 2):
@@ -165,8 +176,11 @@ def _infer_rows(lo, hi, table, rows, W_hq, b_hn, h0, mask, has_mask, reverse, re
             _candidate_reset_after(x_t[2], g[0], z_flat[2], b_tiled, g[2])
         else:
             _candidate_reset_before(h, g[0], W_hq[2], rh, z[2], x_t[2], g[2])
-        out = hs[t, base:base + P] if keep_hs else scratch_out[:]
-        _update_state(g[1], g[2], m, out, h_flat)
+        if has_mask or keep_hs:
+            out = hs[t, base:base + P] if keep_hs else scratch_out[:]
+            _update_state(g[1], g[2], m, out, h_flat)
+        else:                                                  # only the state goes on
+            _advance_state(g[1], g[2], h_flat)
     h_T[lo:hi] = h
     if flush:
         flush_denormals_end(old_mode)

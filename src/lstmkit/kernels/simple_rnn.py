@@ -32,23 +32,39 @@ def _check_activation(activation):
 
 
 @njit(**_JIT)
+def _activate(xw_t, z_flat, relu, act):
+    """act = act(xw_t + z) over one flat run: s_t = tanh (or relu) of U x_t + W s_{t-1} + b."""
+    zero = cast_like(act, 0.0)
+    if relu:
+        for k in range(act.shape[0]):
+            v = xw_t[k] + z_flat[k]
+            act[k] = zero if v < zero else v                   # NaN passes, as np.maximum
+    else:
+        for k in range(act.shape[0]):
+            act[k] = fast_tanh(xw_t[k] + z_flat[k])
+
+
+@njit(**_JIT)
 def _step(h, W_h, z, xw_t, m, relu, act, out):
     """One step over a chunk's rows: act = act(xw_t + h W_h) (the new state
     before the mask), out = m * act, and h (n, H) updated in place."""
     P = act.shape[0]
-    zero, one = cast_like(act, 0.0), cast_like(act, 1.0)
+    one = cast_like(act, 1.0)
     h_flat, z_flat = h.reshape(P), z.reshape(P)
     np.dot(h, W_h, z)
-    if relu:
-        for k in range(P):
-            v = xw_t[k] + z_flat[k]
-            act[k] = zero if v < zero else v                   # NaN passes, as np.maximum
-    else:
-        for k in range(P):
-            act[k] = fast_tanh(xw_t[k] + z_flat[k])            # s_t = tanh(U x_t + W s_{t-1} + b)
+    _activate(xw_t, z_flat, relu, act)
     for k in range(P):
         out[k] = m[k] * act[k]
         h_flat[k] = m[k] * act[k] + (one - m[k]) * h_flat[k]  # a masked step carries the state
+
+
+@njit(**_JIT)
+def _advance(h, W_h, z, xw_t, relu):
+    """_step without a mask and without outputs: the new state written over h
+    (n, H) directly (the same numbers: there m = 1 and (1 - m) * h = 0)."""
+    P = h.size
+    np.dot(h, W_h, z)
+    _activate(xw_t, z.reshape(P), relu, h.reshape(P))
 
 
 @njit(**_JIT)
@@ -82,11 +98,11 @@ def _infer_rows(lo, hi, table, rows, W_h, h0, mask, has_mask, reverse, relu, flu
     """The forward time loop for inference, rows lo..hi-1: keeps only the state
     (and the outputs when keep_hs), so a step's working set stays in L1.
 
-    table (1, R, H): input projections with biases, and rows (T, B) the row
-    of table each (step, sequence) reads: x W_x + b for every step (R = T*B),
-    or an embedding table folded through W_x (R = vocab) with rows = the
-    token ids (with one gate, row-major and gate-major are the same layout).
-    hs (T, B*H), or a placeholder when not keep_hs.
+    table: input projections with biases, and rows (T, B) the row of table
+    each (step, sequence) reads: either x W_x + b for every step, (1, R = T*B, H),
+    or an embedding table folded through W_x, (R = vocab, H) with rows = the
+    token ids, whose rows are fetched a step ahead. hs (T, B*H), or a
+    placeholder when not keep_hs.
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, H = hi - lo, rows.shape[0], W_h.shape[0]
@@ -101,9 +117,17 @@ def _infer_rows(lo, hi, table, rows, W_h, h0, mask, has_mask, reverse, relu, flu
         t = T - 1 - step if reverse else step
         if has_mask:
             support.spread_mask(m, mask, t, lo, n, H)
-        support.gather_inputs(table, rows, t, lo, n, H, x_t)
-        out = hs[t, base:base + P] if keep_hs else scratch_out[:]
-        _step(h, W_h, z, x_t[0], m, relu, act, out)
+        if table.ndim == 2:                                    # decided at compile time
+            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
+            if step + 1 < T:                                   # the next step's rows, while this one computes
+                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
+        else:
+            support.gather_inputs(table, rows, t, lo, n, H, x_t)
+        if has_mask or keep_hs:
+            out = hs[t, base:base + P] if keep_hs else scratch_out[:]
+            _step(h, W_h, z, x_t[0], m, relu, act, out)
+        else:                                                  # only the state goes on
+            _advance(h, W_h, z, x_t[0], relu)
     h_T[lo:hi] = h
     if flush:
         flush_denormals_end(old_mode)
@@ -181,8 +205,8 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
 
 
 def _infer(table, rows, W_h, state0, mask, reverse, relu, need_outputs):
-    """Run _infer_rows: table (1, R, H) projections, rows (T, B) int64 indices
-    into it. Returns (hs (B, T, H) or None, (h_T,))."""
+    """Run _infer_rows: table (1, R, H) projections or (R, H) a folded
+    embedding table, rows (T, B) int64 indices into it. Returns (hs (B, T, H) or None, (h_T,))."""
     T, B = rows.shape
     H = W_h.shape[0]
     dt = table.dtype
@@ -224,9 +248,8 @@ def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_
     if table.ndim != 2 or table.shape[1] != H or W_h.shape != (H, H):
         raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
     rows = support.token_rows(ids, mask, table.shape[0])               # (T, B)
-    table = np.ascontiguousarray(table).reshape(1, table.shape[0], H)  # one gate: (1, V, H)
     with single_threaded_blas():
-        return _infer(table, rows, W_h, state0, mask, reverse, relu, need_outputs)
+        return _infer(np.ascontiguousarray(table), rows, W_h, state0, mask, reverse, relu, need_outputs)
 
 
 def _backward(dhs, dstate, cache):

@@ -13,6 +13,7 @@ from numba import njit
 from numba.extending import overload
 
 from . import workspace
+from .prefetch import prefetch
 
 DTYPES = (np.float32, np.float64)
 
@@ -72,6 +73,20 @@ def gather_token_rows(table, rows, t, lo, n, H, x_t):
             dst = x_t[q, r * H:(r + 1) * H]
             for j in range(H):
                 dst[j] = src[q * H + j]
+
+
+@njit(**_JIT)
+def prefetch_token_rows(table, rows, t, lo, n):
+    """Ask for the rows of a row-major (R, G*H) table that step t reads for rows
+    lo..lo+n-1 of the batch, one prefetch per 64-byte line, so that their
+    cache misses overlap with the work of the step before."""
+    width = table.shape[1]
+    line = 64 // table.itemsize                                # numbers per cache line
+    for r in range(n):
+        start = rows[t, lo + r] * width
+        for k in range(0, width, line):
+            prefetch(table, start + k)
+        prefetch(table, start + width - 1)                     # the row need not start a line
 
 
 def token_rows(ids, mask, n_rows):
