@@ -13,6 +13,11 @@ update gate z, candidate n -- PyTorch's order.
 Layout and threading as in lstmkit.kernels.lstm: time-major, gate-major
 arrays (3, T, B*H), flat elementwise passes over a chunk's B*H numbers, one
 np.dot per gate and step, row chunks in threads for large batches.
+
+Inference as in the LSTM too: a loop that keeps no caches (_infer_rows) and
+an Embedding folded into the input side (project_table, forward_lookup).
+With reset_after the table holds x W_x + b_x + b_hr, b_hz only: b_hn is
+multiplied by r_t, so the loop adds it there.
 """
 import numpy as np
 from numba import njit

@@ -5,7 +5,9 @@ in one compiled Numba function each. Same contract as lstmkit.cells.simple_rnn.
 
 Layout and threading as in lstmkit.kernels.lstm: time-major arrays (T, B*H),
 flat elementwise passes over a chunk's B*H numbers, one np.dot per step,
-row chunks in threads for large batches.
+row chunks in threads for large batches; inference without caches and with
+an Embedding folded into the input side (project_table, forward_lookup) as
+in the LSTM.
 """
 import numpy as np
 from numba import njit
