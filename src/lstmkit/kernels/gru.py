@@ -13,6 +13,11 @@ update gate z, candidate n -- PyTorch's order.
 Layout and threading as in lstmkit.kernels.lstm: time-major, gate-major
 arrays (3, T, B*H), flat elementwise passes over a chunk's B*H numbers, one
 np.dot per gate and step, row chunks in threads for large batches.
+
+Inference as in the LSTM too: a loop that keeps no caches (_infer_rows) and
+an Embedding folded into the input side (project_table, forward_lookup).
+With reset_after the table holds x W_x + b_x + b_hr, b_hz only: b_hn is
+multiplied by r_t, so the loop adds it there.
 """
 import numpy as np
 from numba import njit
@@ -33,67 +38,154 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @njit(**_JIT)
+def _sigmoid_gate(a, zh, gate):
+    """gate = sigmoid(a + zh) = tanh((a + zh)/2)/2 + 1/2 over one flat run:
+    the reset or update gate from its input side a and its product zh = h W_h."""
+    half = cast_like(gate, 0.5)
+    for k in range(gate.shape[0]):
+        gate[k] = fast_tanh(half * (a[k] + zh[k])) * half + half
+
+
+@njit(**_JIT)
+def _candidate_reset_after(a_n, reset_gate, zn, b_hn, candidate):
+    """n = tanh(a_n + r * (h W_hn + b_hn)) over one flat run; zn = h W_hn,
+    b_hn tiled over the rows."""
+    for k in range(candidate.shape[0]):
+        candidate[k] = fast_tanh(a_n[k] + reset_gate[k] * (zn[k] + b_hn[k]))
+
+
+@njit(**_JIT)
+def _candidate_reset_before(h, reset_gate, W_hn, rh, zn, a_n, candidate):
+    """n = tanh(a_n + (r * h) W_hn): fills rh = r * h_{t-1} (n, H) and zn, its
+    product, on the way. h, rh, zn (n, H); the rest flat runs."""
+    P = candidate.shape[0]
+    h_flat, rh_flat, zn_flat = h.reshape(P), rh.reshape(P), zn.reshape(P)
+    for k in range(P):
+        rh_flat[k] = reset_gate[k] * h_flat[k]
+    np.dot(rh, W_hn, zn)
+    for k in range(P):
+        candidate[k] = fast_tanh(a_n[k] + zn_flat[k])
+
+
+@njit(**_JIT)
+def _update_state(update_gate, candidate, m, out, h_flat):
+    """h_t = (1 - z) * n + z * h_{t-1} over flat runs: writes the step's output
+    (0 where masked) and the carried state h_flat in place."""
+    one = cast_like(h_flat, 1.0)
+    for k in range(h_flat.shape[0]):
+        h_new = (one - update_gate[k]) * candidate[k] + update_gate[k] * h_flat[k]
+        out[k] = m[k] * h_new
+        h_flat[k] = m[k] * h_new + (one - m[k]) * h_flat[k]  # a masked step carries the state
+
+
+@njit(**_JIT)
+def _advance_state(update_gate, candidate, h_flat):
+    """_update_state without a mask and without outputs, h_t written over
+    h_{t-1} in one pass (the same numbers: there m = 1 and (1 - m) * h = 0)."""
+    one = cast_like(h_flat, 1.0)
+    for k in range(h_flat.shape[0]):
+        h_flat[k] = (one - update_gate[k]) * candidate[k] + update_gate[k] * h_flat[k]
+
+
+@njit(**_JIT)
 def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_after, flush,
-                  keep_cache, hs, gates, h_prevs, hn_or_rh, h_T):
-    """The forward time loop for batch rows lo..hi-1; fills the output arrays.
+                  hs, gates, h_prevs, hn_or_rh, h_T):
+    """The forward time loop for batch rows lo..hi-1; fills the output arrays
+    and the caches backward reads.
 
     xw (3, T, B*H) input projections with biases (b_hn left out when
     reset_after); W_hq (3, H, H) per-gate recurrent weights; b_hn (H,);
     mask (T, B); hs, h_prevs, hn_or_rh (T, B*H); gates (3, T, B*H).
-    Without keep_cache (inference) gates and hn_or_rh are one step long,
-    (3, 1, B*H) and (1, B*H), rewritten every step, and h_prevs is ignored.
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, H = hi - lo, xw.shape[1], W_hq.shape[1]
     P, base = n * H, lo * H
-    half, one = cast_like(xw, 0.5), cast_like(xw, 1.0)
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
     h_flat = h.reshape(P)
-    zr = np.empty((n, H), h.dtype)                             # products with W_hr, W_hz, W_hn
-    zz = np.empty((n, H), h.dtype)
-    zn = np.empty((n, H), h.dtype)
-    zr_flat, zz_flat, zn_flat = zr.reshape(P), zz.reshape(P), zn.reshape(P)
+    z = np.empty((3, n, H), h.dtype)                           # products with W_hr, W_hz, W_hn
+    z_flat = z.reshape((3, P))
     rh = np.empty((n, H), h.dtype)                             # r * h_{t-1} (reset_after=False)
-    rh_flat = rh.reshape(P)
     b_tiled = np.empty(P, h.dtype)                             # b_hn repeated for every row
-    m = np.ones(P, h.dtype)
     for r in range(n):
         b_tiled[r * H:(r + 1) * H] = b_hn
+    m = np.ones(P, h.dtype)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
-            for r in range(n):
-                m[r * H:(r + 1) * H] = mask[t, lo + r]
-        tc = t if keep_cache else 0                            # the step's slot in the caches
-        if keep_cache:
-            h_prevs[t, base:base + P] = h_flat
-        np.dot(h, W_hq[0], zr)
-        np.dot(h, W_hq[1], zz)
-        reset_gate, update_gate = gates[0, tc, base:base + P], gates[1, tc, base:base + P]
-        candidate, stash = gates[2, tc, base:base + P], hn_or_rh[tc, base:base + P]
-        ar, az, an = xw[0, t, base:base + P], xw[1, t, base:base + P], xw[2, t, base:base + P]
-        for k in range(P):
-            reset_gate[k] = fast_tanh(half * (ar[k] + zr_flat[k])) * half + half
-        for k in range(P):
-            update_gate[k] = fast_tanh(half * (az[k] + zz_flat[k])) * half + half
+            support.spread_mask(m, mask, t, lo, n, H)
+        h_prevs[t, base:base + P] = h_flat
+        reset_gate, update_gate = gates[0, t, base:base + P], gates[1, t, base:base + P]
+        candidate, stash = gates[2, t, base:base + P], hn_or_rh[t, base:base + P]
+        for q in range(3 if reset_after else 2):
+            np.dot(h, W_hq[q], z[q])
+        _sigmoid_gate(xw[0, t, base:base + P], z_flat[0], reset_gate)
+        _sigmoid_gate(xw[1, t, base:base + P], z_flat[1], update_gate)
         if reset_after:
-            np.dot(h, W_hq[2], zn)
+            zn = z_flat[2]
             for k in range(P):
-                stash[k] = zn_flat[k] + b_tiled[k]             # h W_hn + b_hn
-            for k in range(P):
-                candidate[k] = fast_tanh(an[k] + reset_gate[k] * stash[k])  # n = tanh(a_n + r*(h W_hn + b_hn))
+                stash[k] = zn[k] + b_tiled[k]                  # h W_hn + b_hn, for backward
+            _candidate_reset_after(xw[2, t, base:base + P], reset_gate, z_flat[2], b_tiled,
+                                   candidate)
         else:
-            for k in range(P):
-                rh_flat[k] = reset_gate[k] * h_flat[k]
-                stash[k] = rh_flat[k]
-            np.dot(rh, W_hq[2], zn)
-            for k in range(P):
-                candidate[k] = fast_tanh(an[k] + zn_flat[k])  # n = tanh(a_n + (r*h) W_hn)
-        out = hs[t, base:base + P]
-        for k in range(P):
-            h_new = (one - update_gate[k]) * candidate[k] + update_gate[k] * h_flat[k]  # h_t = (1-z)*n + z*h_{t-1}
-            out[k] = m[k] * h_new
-            h_flat[k] = m[k] * h_new + (one - m[k]) * h_flat[k]  # a masked step carries the state
+            _candidate_reset_before(h, reset_gate, W_hq[2], rh, z[2], xw[2, t, base:base + P],
+                                    candidate)
+            stash[:] = rh.reshape(P)                           # r * h_{t-1}, for backward
+        _update_state(update_gate, candidate, m, hs[t, base:base + P], h_flat)
+    h_T[lo:hi] = h
+    if flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**_JIT)
+def _infer_rows(lo, hi, table, rows, W_hq, b_hn, h0, mask, has_mask, reverse, reset_after, flush,
+                keep_hs, hs, h_T):
+    """The forward time loop for inference, rows lo..hi-1: keeps only the state
+    (and the outputs when keep_hs), so a step's working set stays in L1.
+
+    table: input projections with biases (b_hn left out when reset_after),
+    and rows (T, B) the row of table each (step, sequence) reads: either
+    x W_x + b for every step, gate-major (3, R = T*B, H), or an embedding
+    table folded through W_x, row-major (R = vocab, 3H) with rows = the token
+    ids. hs (T, B*H), or a placeholder when not keep_hs.
+    """
+    old_mode = flush_denormals_begin() if flush else np.uint32(0)
+    n, T, H = hi - lo, rows.shape[0], W_hq.shape[1]
+    P, base = n * H, lo * H
+    h = h0[lo:hi].copy()                                       # (n, H) hidden state
+    h_flat = h.reshape(P)
+    z = np.empty((3, n, H), h.dtype)                           # products with W_hr, W_hz, W_hn
+    z_flat = z.reshape((3, P))
+    x_t = np.empty((3, P), h.dtype)                            # this step's input projections
+    g = np.empty((3, P), h.dtype)                              # this step's activated r, z, n
+    rh = np.empty((n, H), h.dtype)                             # r * h_{t-1} (reset_after=False)
+    b_tiled = np.empty(P, h.dtype)
+    for r in range(n):
+        b_tiled[r * H:(r + 1) * H] = b_hn
+    scratch_out = np.empty(P, h.dtype)                         # the output when hs is not kept
+    m = np.ones(P, h.dtype)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        if has_mask:
+            support.spread_mask(m, mask, t, lo, n, H)
+        if table.ndim == 2:                                    # decided at compile time
+            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
+            if step + 1 < T:                                   # the next step's rows, while this one computes
+                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
+        else:
+            support.gather_inputs(table, rows, t, lo, n, H, x_t)
+        for q in range(3 if reset_after else 2):
+            np.dot(h, W_hq[q], z[q])
+        _sigmoid_gate(x_t[0], z_flat[0], g[0])
+        _sigmoid_gate(x_t[1], z_flat[1], g[1])
+        if reset_after:
+            _candidate_reset_after(x_t[2], g[0], z_flat[2], b_tiled, g[2])
+        else:
+            _candidate_reset_before(h, g[0], W_hq[2], rh, z[2], x_t[2], g[2])
+        if has_mask or keep_hs:
+            out = hs[t, base:base + P] if keep_hs else scratch_out[:]
+            _update_state(g[1], g[2], m, out, h_flat)
+        else:                                                  # only the state goes on
+            _advance_state(g[1], g[2], h_flat)
     h_T[lo:hi] = h
     if flush:
         flush_denormals_end(old_mode)
@@ -163,6 +255,16 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, gates, h_prevs, hn_or_rh, mask, h
         flush_denormals_end(old_mode)
 
 
+def _split_b_h(b_h, H, dt, reset_after):
+    """(b_h's part that joins the input side, b_hn (H,) kept for inside r * (...)).
+    With reset_after b_hn sits inside r * (h W_hn + b_hn), so only the r and
+    z blocks of b_h can join the projection; without, all of b_h can."""
+    if b_h is None or not reset_after:
+        return b_h, np.zeros(H, dt)
+    outer = np.concatenate([b_h[:2 * H], np.zeros(H, b_h.dtype)])
+    return outer, np.ascontiguousarray(b_h[2 * H:], dtype=dt)
+
+
 def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
             recurrent_mask=None, reset_after=True, need_cache=True, need_outputs=True):
     """The body of forward(), run with BLAS threads set."""
@@ -175,31 +277,85 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, N_GATES, 1)
     support.check_dtype(x)
     dt = x.dtype
-    h0 = support.contiguous(state0[0], dt)
-    m, has_mask = support.time_major_mask(mask, dt)
-
-    # b_hn sits inside r * (...) with reset_after, so it stays out of the projection
-    b_h_outer, b_hn = b_h, np.zeros(H, dt)
-    if b_h is not None and reset_after:
-        b_h_outer = np.concatenate([b_h[:2 * H], np.zeros(H, dt)])
-        b_hn = np.ascontiguousarray(b_h[2 * H:])
+    b_h_outer, b_hn = _split_b_h(b_h, H, dt, reset_after)
     x_tm = support.time_major(x)                               # (T, B, D)
     xw = support.gate_major_projection(x_tm, W_x, b_x, b_h_outer, N_GATES)  # (3, T, B*H)
-    hs = workspace.empty((T, B * H), dt)
-    T_cache = T if need_cache else 1                           # inference: one step of scratch
-    h_prevs = workspace.empty((T, B * H), dt) if need_cache else np.empty((1, 1), dt)
-    hn_or_rh = workspace.empty((T_cache, B * H), dt)
-    gates = workspace.empty((3, T_cache, B * H), dt)                  # activated r, z, n
+    if not need_cache:
+        # every (step, sequence) reads its own row of the projections
+        rows = np.arange(T * B, dtype=np.int64).reshape(T, B)           # (T, B)
+        hs, state = _infer(xw.reshape(N_GATES, T * B, H), rows, W_h, b_hn, state0, mask,
+                           reverse, reset_after, need_outputs)
+        return hs, state, None
+    h0 = support.contiguous(state0[0], dt)
+    m, has_mask = support.time_major_mask(mask, dt)
+    hs, h_prevs, hn_or_rh = (workspace.empty((T, B * H), dt) for _ in range(3))
+    gates = workspace.empty((3, T, B * H), dt)                        # activated r, z, n
     h_T = np.empty((B, H), dt)
     support.run_chunks(_forward_rows, B, H, xw, support.gate_blocks(W_h, 3), b_hn, h0, m, has_mask,
-                       bool(reverse), reset_after, support.FLUSH_DENORMALS, bool(need_cache),
+                       bool(reverse), reset_after, support.FLUSH_DENORMALS,
                        hs, gates, h_prevs, hn_or_rh, h_T)
-    if not need_cache:
-        return support.batch_major(hs, B) if need_outputs else None, (h_T,), None
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
                  gates=gates, h_prevs=h_prevs, hn_or_rh=hn_or_rh, mask=m, has_mask=has_mask,
                  reverse=bool(reverse), reset_after=reset_after)
     return support.batch_major(hs, B), (h_T,), cache
+
+
+def _infer(table, rows, W_h, b_hn, state0, mask, reverse, reset_after, need_outputs):
+    """Run _infer_rows: table (3, R, H) gate-major or (R, 3H) row-major
+    projections, rows (T, B) int64 indices into it, b_hn (H,).
+    Returns (hs (B, T, H) or None, (h_T,))."""
+    T, B = rows.shape
+    H = W_h.shape[0]
+    dt = table.dtype
+    h0 = np.zeros((B, H), dt) if state0 is None else support.contiguous(state0[0], dt)
+    m, has_mask = support.time_major_mask(mask, dt)
+    hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
+    h_T = np.empty((B, H), dt)
+    support.run_chunks(_infer_rows, B, H, table, rows, support.gate_blocks(np.asarray(W_h, dt), 3),
+                       b_hn, h0, m, has_mask, bool(reverse), reset_after, support.FLUSH_DENORMALS,
+                       bool(need_outputs), hs, h_T)
+    return (support.batch_major(hs, B) if need_outputs else None), (h_T,)
+
+
+def project_table(E, W_x, b_x=None, b_h=None, reset_after=True):
+    """An embedding table folded through the input side: E (V, D) ->
+    E W_x + b_x + b_h' (V, 3H), the table forward_lookup reads, where b_h'
+    is b_h with its n block zeroed when reset_after (b_hn sits inside
+    r * (h W_hn + b_hn) there; forward_lookup adds it in the loop).
+    E[ids] W_x + b equals (E W_x + b)[ids], so a model fed by an Embedding
+    can skip the per-step input product at inference."""
+    reset_after = _check_reset_after(reset_after)
+    support.check_dtype(E)
+    if E.ndim != 2 or W_x.shape != (E.shape[1], W_x.shape[1]) or W_x.shape[1] % N_GATES:
+        raise ValueError(f"project_table: E (V, D) and W_x (D, 3H) do not agree: "
+                         f"{E.shape} and {W_x.shape}")
+    H = W_x.shape[1] // N_GATES
+    with single_threaded_blas():
+        table = np.ascontiguousarray(E) @ W_x                  # (V, 3H)
+    for b in (b_x, _split_b_h(b_h, H, E.dtype, reset_after)[0]):
+        if b is not None:
+            table += b
+    return table
+
+
+def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_outputs=True,
+                   b_h=None, reset_after=True):
+    """Inference from token ids through a (V, 3H) table made by project_table
+    (with the same b_h and reset_after): the same result as
+    forward(E[ids], W_x, W_h, b_x, b_h, ..., need_cache=False), up to rounding
+    of the input product. ids (B, T) integers in [0, V).
+    Returns (hs (B, T, H) or None, (h_T,))."""
+    reset_after = _check_reset_after(reset_after)
+    H = W_h.shape[0]
+    if table.ndim != 2 or table.shape[1] != N_GATES * H or W_h.shape != (H, N_GATES * H):
+        raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
+    if b_h is not None and np.shape(b_h) != (N_GATES * H,):
+        raise ValueError(f"forward_lookup: b_h must have shape ({N_GATES * H},); got {np.shape(b_h)}")
+    rows = support.token_rows(ids, mask, table.shape[0])               # (T, B)
+    b_hn = _split_b_h(b_h, H, table.dtype, reset_after)[1]
+    with single_threaded_blas():
+        return _infer(np.ascontiguousarray(table), rows, W_h, b_hn, state0, mask, reverse,
+                      reset_after, need_outputs)
 
 
 def _backward(dhs, dstate, cache):

@@ -54,13 +54,6 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 @njit(**_JIT)
-def _spread_mask(m, mask, t, lo, n, H):
-    """m (n*H,) <- mask[t, lo:lo+n], each row's value spread over its H numbers."""
-    for r in range(n):
-        m[r * H:(r + 1) * H] = mask[t, lo + r]
-
-
-@njit(**_JIT)
 def _activate_gate(zq, xq, gq, s, a, d):
     """gq = tanh(s*(zq + xq))*a + d over one flat run: a sigmoid or tanh gate."""
     for k in range(zq.shape[0]):
@@ -124,7 +117,7 @@ def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, xw, h0, c0, mask, has_mask, rev
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
-            _spread_mask(m, mask, t, lo, n, H)
+            support.spread_mask(m, mask, t, lo, n, H)
         xh = xh_all[t, lo:hi]                                  # (n, D+H+1) this step's [x_t, h_{t-1}, 1]
         for r in range(n):
             for j in range(D):
@@ -156,30 +149,6 @@ def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, xw, h0, c0, mask, has_mask, rev
 
 
 @njit(**_JIT)
-def _gather_inputs(table, rows, t, lo, n, H, x_t):
-    """x_t (4, n*H) <- table[q, rows[t, lo + r]] for each gate q and row r: this
-    step's input projections as flat runs, looked up by row."""
-    for q in range(table.shape[0]):
-        for r in range(n):
-            src, dst = table[q, rows[t, lo + r]], x_t[q, r * H:(r + 1) * H]
-            for j in range(H):
-                dst[j] = src[j]
-
-
-@njit(**_JIT)
-def _gather_token_rows(table, rows, t, lo, n, H, x_t):
-    """As _gather_inputs for a row-major (R, 4H) table: a token's four gate
-    blocks are one run of 4H numbers, so a lookup missing the cache costs
-    one burst of adjacent lines instead of four scattered ones."""
-    for r in range(n):
-        src = table[rows[t, lo + r]]
-        for q in range(x_t.shape[0]):
-            dst = x_t[q, r * H:(r + 1) * H]
-            for j in range(H):
-                dst[j] = src[q * H + j]
-
-
-@njit(**_JIT)
 def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate_act, flush,
                 keep_hs, hs, h_T, c_T):
     """The forward time loop for inference, rows lo..hi-1: keeps only the state
@@ -206,11 +175,11 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
-            _spread_mask(m, mask, t, lo, n, H)
+            support.spread_mask(m, mask, t, lo, n, H)
         if table.ndim == 2:                                    # decided at compile time
-            _gather_token_rows(table, rows, t, lo, n, H, x_t)
+            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
         else:
-            _gather_inputs(table, rows, t, lo, n, H, x_t)
+            support.gather_inputs(table, rows, t, lo, n, H, x_t)
         for q in range(4):
             np.dot(h, W_hq[q], z[q])
         for q in range(4):
@@ -253,7 +222,7 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, c_prevs, mask, has_m
     for step in range(T):
         t = step if reverse else T - 1 - step
         if has_mask:
-            _spread_mask(m, mask, t, lo, n, H)
+            support.spread_mask(m, mask, t, lo, n, H)
         dout = dhs[t, base:base + P] if has_dhs else no_dhs
         input_gate = gates[0, t, base:base + P]                # overwritten below by dz_i
         forget_gate = gates[1, t, base:base + P]               # ... by dz_f
@@ -420,14 +389,7 @@ def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_
     H = W_h.shape[0]
     if table.ndim != 2 or table.shape[1] != N_GATES * H or W_h.shape != (H, N_GATES * H):
         raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
-    ids = np.asarray(ids)
-    if ids.ndim != 2:
-        raise ValueError(f"forward_lookup: ids must be (batch, time); got shape {ids.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
-        raise ValueError(f"forward_lookup: ids must lie in [0, {table.shape[0]})")
-    rows = np.ascontiguousarray(ids.T, dtype=np.int64)          # (T, B)
-    if mask is not None and np.shape(mask) != ids.shape:
-        raise ValueError(f"forward_lookup: mask {np.shape(mask)} must match ids {ids.shape}")
+    rows = support.token_rows(ids, mask, table.shape[0])               # (T, B)
     with single_threaded_blas():
         return _infer(np.ascontiguousarray(table), rows, W_h, state0, mask, reverse, need_outputs)
 

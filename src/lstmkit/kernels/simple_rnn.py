@@ -5,7 +5,9 @@ in one compiled Numba function each. Same contract as lstmkit.cells.simple_rnn.
 
 Layout and threading as in lstmkit.kernels.lstm: time-major arrays (T, B*H),
 flat elementwise passes over a chunk's B*H numbers, one np.dot per step,
-row chunks in threads for large batches.
+row chunks in threads for large batches; inference without caches and with
+an Embedding folded into the input side (project_table, forward_lookup) as
+in the LSTM.
 """
 import numpy as np
 from numba import njit
@@ -32,50 +34,102 @@ def _check_activation(activation):
 
 
 @njit(**_JIT)
+def _activate(xw_t, z_flat, relu, act):
+    """act = act(xw_t + z) over one flat run: s_t = tanh (or relu) of U x_t + W s_{t-1} + b."""
+    zero = cast_like(act, 0.0)
+    if relu:
+        for k in range(act.shape[0]):
+            v = xw_t[k] + z_flat[k]
+            act[k] = zero if v < zero else v                   # NaN passes, as np.maximum
+    else:
+        for k in range(act.shape[0]):
+            act[k] = fast_tanh(xw_t[k] + z_flat[k])
+
+
+@njit(**_JIT)
 def _step(h, W_h, z, xw_t, m, relu, act, out):
     """One step over a chunk's rows: act = act(xw_t + h W_h) (the new state
     before the mask), out = m * act, and h (n, H) updated in place."""
     P = act.shape[0]
-    zero, one = cast_like(act, 0.0), cast_like(act, 1.0)
+    one = cast_like(act, 1.0)
     h_flat, z_flat = h.reshape(P), z.reshape(P)
     np.dot(h, W_h, z)
-    if relu:
-        for k in range(P):
-            v = xw_t[k] + z_flat[k]
-            act[k] = zero if v < zero else v                   # NaN passes, as np.maximum
-    else:
-        for k in range(P):
-            act[k] = fast_tanh(xw_t[k] + z_flat[k])            # s_t = tanh(U x_t + W s_{t-1} + b)
+    _activate(xw_t, z_flat, relu, act)
     for k in range(P):
         out[k] = m[k] * act[k]
         h_flat[k] = m[k] * act[k] + (one - m[k]) * h_flat[k]  # a masked step carries the state
 
 
 @njit(**_JIT)
-def _forward_rows(lo, hi, xw, W_h, h0, mask, has_mask, reverse, relu, flush, keep_cache,
+def _advance(h, W_h, z, xw_t, relu):
+    """_step without a mask and without outputs: the new state written over h
+    (n, H) directly (the same numbers: there m = 1 and (1 - m) * h = 0)."""
+    P = h.size
+    np.dot(h, W_h, z)
+    _activate(xw_t, z.reshape(P), relu, h.reshape(P))
+
+
+@njit(**_JIT)
+def _forward_rows(lo, hi, xw, W_h, h0, mask, has_mask, reverse, relu, flush,
                   hs, h_news, h_prevs, h_T):
     """The forward time loop for batch rows lo..hi-1. xw (T, B*H) input
-    projections with biases; mask (T, B); hs (T, B*H). With keep_cache,
-    h_news, h_prevs (T, B*H) receive what backward reads; without (inference)
-    they are ignored and the step's new state goes to one-step scratch."""
+    projections with biases; mask (T, B); hs, h_news, h_prevs (T, B*H): the
+    outputs, and the new states before the mask and the previous states,
+    which backward reads."""
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
     n, T, H = hi - lo, xw.shape[0], W_h.shape[0]
     P, base = n * H, lo * H
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
     z = np.empty((n, H), h.dtype)                              # h_{t-1} W_h
-    act_scratch = np.empty(P, h.dtype)                         # the new state, when no cache is kept
     m = np.ones(P, h.dtype)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
-            for r in range(n):
-                m[r * H:(r + 1) * H] = mask[t, lo + r]
-        if keep_cache:
-            h_prevs[t, base:base + P] = h.reshape(P)
-            act = h_news[t, base:base + P]
+            support.spread_mask(m, mask, t, lo, n, H)
+        h_prevs[t, base:base + P] = h.reshape(P)
+        _step(h, W_h, z, xw[t, base:base + P], m, relu, h_news[t, base:base + P],
+              hs[t, base:base + P])
+    h_T[lo:hi] = h
+    if flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**_JIT)
+def _infer_rows(lo, hi, table, rows, W_h, h0, mask, has_mask, reverse, relu, flush,
+                keep_hs, hs, h_T):
+    """The forward time loop for inference, rows lo..hi-1: keeps only the state
+    (and the outputs when keep_hs), so a step's working set stays in L1.
+
+    table: input projections with biases, and rows (T, B) the row of table
+    each (step, sequence) reads: either x W_x + b for every step, (1, R = T*B, H),
+    or an embedding table folded through W_x, (R = vocab, H) with rows = the
+    token ids, whose rows are fetched a step ahead. hs (T, B*H), or a
+    placeholder when not keep_hs.
+    """
+    old_mode = flush_denormals_begin() if flush else np.uint32(0)
+    n, T, H = hi - lo, rows.shape[0], W_h.shape[0]
+    P, base = n * H, lo * H
+    h = h0[lo:hi].copy()                                       # (n, H) hidden state
+    z = np.empty((n, H), h.dtype)                              # h_{t-1} W_h
+    x_t = np.empty((1, P), h.dtype)                            # this step's input projections
+    act = np.empty(P, h.dtype)                                 # the new state before the mask
+    scratch_out = np.empty(P, h.dtype)                         # the output when hs is not kept
+    m = np.ones(P, h.dtype)
+    for step in range(T):
+        t = T - 1 - step if reverse else step
+        if has_mask:
+            support.spread_mask(m, mask, t, lo, n, H)
+        if table.ndim == 2:                                    # decided at compile time
+            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
+            if step + 1 < T:                                   # the next step's rows, while this one computes
+                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
         else:
-            act = act_scratch[:]
-        _step(h, W_h, z, xw[t, base:base + P], m, relu, act, hs[t, base:base + P])
+            support.gather_inputs(table, rows, t, lo, n, H, x_t)
+        if has_mask or keep_hs:
+            out = hs[t, base:base + P] if keep_hs else scratch_out[:]
+            _step(h, W_h, z, x_t[0], m, relu, act, out)
+        else:                                                  # only the state goes on
+            _advance(h, W_h, z, x_t[0], relu)
     h_T[lo:hi] = h
     if flush:
         flush_denormals_end(old_mode)
@@ -131,25 +185,73 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, N_GATES, 1)
     support.check_dtype(x)
     dt = x.dtype
-    h0 = support.contiguous(state0[0], dt)
     W_h = np.ascontiguousarray(W_h)
-    m, has_mask = support.time_major_mask(mask, dt)
     x_tm = support.time_major(x)                               # (T, B, D)
-    xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)[0]  # (T, B*H)
-    hs = workspace.empty((T, B * H), dt)
-    if need_cache:
-        h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(2))
-    else:
-        h_news = h_prevs = np.empty((1, 1), dt)                # placeholders, not written
-    h_T = np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, H, xw, W_h, h0, m, has_mask, bool(reverse), relu,
-                       support.FLUSH_DENORMALS, bool(need_cache), hs, h_news, h_prevs, h_T)
+    xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)   # (1, T, B*H)
     if not need_cache:
-        return support.batch_major(hs, B) if need_outputs else None, (h_T,), None
+        # every (step, sequence) reads its own row of the projections
+        rows = np.arange(T * B, dtype=np.int64).reshape(T, B)           # (T, B)
+        hs, state = _infer(xw.reshape(1, T * B, H), rows, W_h, state0, mask, reverse, relu,
+                           need_outputs)
+        return hs, state, None
+    h0 = support.contiguous(state0[0], dt)
+    m, has_mask = support.time_major_mask(mask, dt)
+    hs, h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
+    h_T = np.empty((B, H), dt)
+    support.run_chunks(_forward_rows, B, H, xw[0], W_h, h0, m, has_mask, bool(reverse), relu,
+                       support.FLUSH_DENORMALS, hs, h_news, h_prevs, h_T)
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
                  h_news=h_news, h_prevs=h_prevs, mask=m, has_mask=has_mask,
                  reverse=bool(reverse), relu=relu)
     return support.batch_major(hs, B), (h_T,), cache
+
+
+def _infer(table, rows, W_h, state0, mask, reverse, relu, need_outputs):
+    """Run _infer_rows: table (1, R, H) projections or (R, H) a folded
+    embedding table, rows (T, B) int64 indices into it. Returns (hs (B, T, H) or None, (h_T,))."""
+    T, B = rows.shape
+    H = W_h.shape[0]
+    dt = table.dtype
+    h0 = np.zeros((B, H), dt) if state0 is None else support.contiguous(state0[0], dt)
+    m, has_mask = support.time_major_mask(mask, dt)
+    hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
+    h_T = np.empty((B, H), dt)
+    support.run_chunks(_infer_rows, B, H, table, rows, np.ascontiguousarray(W_h, dt), h0, m,
+                       has_mask, bool(reverse), relu, support.FLUSH_DENORMALS, bool(need_outputs),
+                       hs, h_T)
+    return (support.batch_major(hs, B) if need_outputs else None), (h_T,)
+
+
+def project_table(E, W_x, b_x=None, b_h=None):
+    """An embedding table folded through the input side: E (V, D) ->
+    E W_x + b_x + b_h (V, H), the table forward_lookup reads.
+    E[ids] W_x + b equals (E W_x + b)[ids], so a model fed by an Embedding
+    can skip the per-step input product at inference."""
+    support.check_dtype(E)
+    if E.ndim != 2 or W_x.ndim != 2 or W_x.shape[0] != E.shape[1]:
+        raise ValueError(f"project_table: E (V, D) and W_x (D, H) do not agree: "
+                         f"{E.shape} and {W_x.shape}")
+    with single_threaded_blas():
+        table = np.ascontiguousarray(E) @ W_x                  # (V, H)
+    for b in (b_x, b_h):
+        if b is not None:
+            table += b
+    return table
+
+
+def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_outputs=True,
+                   activation="tanh"):
+    """Inference from token ids through a (V, H) table made by project_table: the
+    same result as forward(E[ids], W_x, W_h, b_x, b_h, ..., need_cache=False), up
+    to rounding of the input product. ids (B, T) integers in [0, V).
+    Returns (hs (B, T, H) or None, (h_T,))."""
+    relu = _check_activation(activation)
+    H = W_h.shape[0]
+    if table.ndim != 2 or table.shape[1] != H or W_h.shape != (H, H):
+        raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
+    rows = support.token_rows(ids, mask, table.shape[0])               # (T, B)
+    with single_threaded_blas():
+        return _infer(np.ascontiguousarray(table), rows, W_h, state0, mask, reverse, relu, need_outputs)
 
 
 def _backward(dhs, dstate, cache):

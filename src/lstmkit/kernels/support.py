@@ -9,9 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from numba import njit
 from numba.extending import overload
 
 from . import workspace
+from .prefetch import prefetch
 
 DTYPES = (np.float32, np.float64)
 
@@ -36,6 +38,68 @@ def cast_like(arr, value):
 def _cast_like_impl(arr, value):
     dtype = arr.dtype
     return lambda arr, value: dtype(value)
+
+
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+@njit(**_JIT)
+def spread_mask(m, mask, t, lo, n, H):
+    """m (n*H,) <- mask[t, lo:lo+n], each row's value spread over its H numbers."""
+    for r in range(n):
+        m[r * H:(r + 1) * H] = mask[t, lo + r]
+
+
+@njit(**_JIT)
+def gather_inputs(table, rows, t, lo, n, H, x_t):
+    """x_t (G, n*H) <- table[q, rows[t, lo + r]] for each gate q and row r: this
+    step's input projections as flat runs, looked up by row in a gate-major
+    (G, R, H) table."""
+    for q in range(table.shape[0]):
+        for r in range(n):
+            src, dst = table[q, rows[t, lo + r]], x_t[q, r * H:(r + 1) * H]
+            for j in range(H):
+                dst[j] = src[j]
+
+
+@njit(**_JIT)
+def gather_token_rows(table, rows, t, lo, n, H, x_t):
+    """As gather_inputs for a row-major (R, G*H) table: a token's G gate
+    blocks are one run of G*H numbers, so a lookup missing the cache costs
+    one burst of adjacent lines instead of G scattered ones."""
+    for r in range(n):
+        src = table[rows[t, lo + r]]
+        for q in range(x_t.shape[0]):
+            dst = x_t[q, r * H:(r + 1) * H]
+            for j in range(H):
+                dst[j] = src[q * H + j]
+
+
+@njit(**_JIT)
+def prefetch_token_rows(table, rows, t, lo, n):
+    """Ask for the rows of a row-major (R, G*H) table that step t reads for rows
+    lo..lo+n-1 of the batch, one prefetch per 64-byte line, so that their
+    cache misses overlap with the work of the step before."""
+    width = table.shape[1]
+    line = 64 // table.itemsize                                # numbers per cache line
+    for r in range(n):
+        start = rows[t, lo + r] * width
+        for k in range(0, width, line):
+            prefetch(table, start + k)
+        prefetch(table, start + width - 1)                     # the row need not start a line
+
+
+def token_rows(ids, mask, n_rows):
+    """The (T, B) int64 row indices forward_lookup's loops read, from token ids
+    (B, T) that must lie in [0, n_rows); mask, if given, must match ids."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"forward_lookup: ids must be (batch, time); got shape {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= n_rows):
+        raise ValueError(f"forward_lookup: ids must lie in [0, {n_rows})")
+    if mask is not None and np.shape(mask) != ids.shape:
+        raise ValueError(f"forward_lookup: mask {np.shape(mask)} must match ids {ids.shape}")
+    return np.ascontiguousarray(ids.T, dtype=np.int64)                  # (T, B)
 
 
 def check_dtype(x):

@@ -1,8 +1,9 @@
 """Compile (or load from numba's disk cache) every kernel specialisation:
-three cells x forward/backward/step, and the packed step and stream kernels
-of layers/stream.py, x float32/float64 (the threaded batch path runs the same
-compiled functions, so it needs nothing extra), plus the optimizer updates
-and the Embedding gradient in both dtypes.
+three cells x forward/backward/step/inference (cacheless forward and
+forward_lookup), and the packed step and stream kernels of layers/stream.py,
+x float32/float64 (the threaded batch path runs the same compiled functions,
+so it needs nothing extra), plus the optimizer updates and the Embedding
+gradient in both dtypes.
 
     python -m lstmkit.kernels.warmup
 
@@ -17,6 +18,7 @@ import numpy as np
 def warm_all():
     from . import KERNELS, packed, support
     options = {"lstm": {}, "gru": {"reset_after": True}, "simple_rnn": {"activation": "tanh"}}
+    table_options = {"lstm": {}, "gru": {"reset_after": True}, "simple_rnn": {}}
     for name, mod in KERNELS.items():
         G, S = mod.N_GATES, len(mod.STATE_NAMES)
         for dtype in support.DTYPES:
@@ -28,6 +30,10 @@ def warm_all():
             mod.backward(hs, state, cache)
             mod.step(x[:, 0], state, W_x, W_h, b, b, **options[name])
             mod.step(x[:, 0], state, W_x, W_h, b, b, out=state, **options[name])
+            # inference: the loop over a gate-major projection, then over a folded table
+            mod.forward(x, W_x, W_h, b, b, mask=np.ones((B, T)), need_cache=False, **options[name])
+            table = mod.project_table(np.ones((5, D), dtype), W_x, b, b, **table_options[name])
+            mod.forward_lookup(np.zeros((B, T), np.int64), table, W_h, **options[name])
             packed.stream_entry(name, dtype)                  # what RNNLayer.stream and .step run
             packed.step_kernel(name, dtype)
     warm_training()

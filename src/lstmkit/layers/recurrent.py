@@ -69,7 +69,7 @@ class RNNLayer(Layer):
         self.final_state = None
         self.initial_state_grad = None
         self._cache = None
-        self._fold = None                                 # (engine, inputs, table) of the folded embedding
+        self._fold = None                                 # (engine, inputs, options, table) of the folded embedding
         self._pack = None                                 # PackedWeights: the params are views into it
         self._step_fn = None                              # (engine setting, step kernel or None, flag)
         if input_shape is not None:
@@ -214,7 +214,8 @@ class RNNLayer(Layer):
         state0 = self._initial_state(initial_state, ids.shape[0])
         table = self._folded_table(engine, embeddings)
         hs, state = self._infer(lambda engine, p, need: engine.forward_lookup(
-            ids, table, p["W_h"], state0, mask=mask, reverse=self.go_backwards, need_outputs=need))
+            ids, table, p["W_h"], state0, mask=mask, reverse=self.go_backwards, need_outputs=need,
+            **self.lookup_options()))
         self._cache = ("deferred", lambda: embeddings[ids], state0, mask)
         return self._outputs(hs, state)
 
@@ -224,11 +225,23 @@ class RNNLayer(Layer):
         in-place edits of the weights (optimizer steps, set_weights) count too."""
         p = self.params
         inputs = (np.asarray(embeddings, self.dtype), p["W_x"], p.get("b_x"), p.get("b_h"))
+        options = self.table_options()
         fold = self._fold
-        if fold is None or fold[0] is not engine or not all(map(_same_array, fold[1], inputs)):
-            table = engine.project_table(*inputs)
-            self._fold = fold = (engine, tuple(None if a is None else a.copy() for a in inputs), table)
-        return fold[2]
+        if (fold is None or fold[0] is not engine or fold[2] != options
+                or not all(map(_same_array, fold[1], inputs))):
+            table = engine.project_table(*inputs, **options)
+            self._fold = fold = (engine, tuple(None if a is None else a.copy() for a in inputs),
+                                 options, table)
+        return fold[3]
+
+    def table_options(self):
+        """Keyword options of engine.project_table beyond (E, W_x, b_x, b_h)."""
+        return {}
+
+    def lookup_options(self):
+        """Keyword options of engine.forward_lookup beyond (ids, table, W_h, state0,
+        mask, reverse, need_outputs): the cell options by default."""
+        return self.cell_options()
 
     def _infer(self, run):
         """run(engine, params, need_outputs) -> (hs or None, state); records the final state."""
@@ -465,6 +478,14 @@ class GRU(RNNLayer):
 
     def kernel_flag(self):
         return self.reset_after
+
+    def table_options(self):
+        # reset_after decides whether b_hn can join the folded table
+        return {"reset_after": self.reset_after}
+
+    def lookup_options(self):
+        # with reset_after, b_hn stays out of the table: the loop adds it inside r * (...)
+        return {"reset_after": self.reset_after, "b_h": self.params.get("b_h")}
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
