@@ -70,25 +70,43 @@ def _advance(h, W_h, z, xw_t, relu):
 
 
 @njit(**_JIT)
-def _forward_rows(lo, hi, xw, W_h, h0, mask, has_mask, reverse, relu, flush,
-                  hs, h_news, h_prevs, h_T):
-    """The forward time loop for batch rows lo..hi-1. xw (T, B*H) input
-    projections with biases; mask (T, B); hs, h_news, h_prevs (T, B*H): the
-    outputs, and the new states before the mask and the previous states,
-    which backward reads."""
+def _forward_rows(lo, hi, x, W_xh, h0, mask, has_mask, reverse, relu, flush,
+                  keep_hs, hs, h_news, xh_all, h_T):
+    """The forward time loop for batch rows lo..hi-1, one product per step:
+    z = [x_t, h_{t-1}, 1] W_xh with W_xh = [W_x; W_h; b_x + b_h] (D+H+1, H), as
+    in the LSTM's training loop. x (B, T, D) as given; mask (T, B); hs,
+    h_news (T, B*H): the outputs and the new states before the mask, which
+    backward reads; xh_all (T, B, D+H+1) each step's [x_t, h_{t-1}, 1], which
+    the weight gradients read."""
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
-    n, T, H = hi - lo, xw.shape[0], W_h.shape[0]
+    n, T, D, H = hi - lo, h_news.shape[0], x.shape[2], h0.shape[1]
     P, base = n * H, lo * H
+    one = cast_like(h_news, 1.0)
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
-    z = np.empty((n, H), h.dtype)                              # h_{t-1} W_h
+    h_flat = h.reshape(P)
+    z = np.empty((n, H), h.dtype)
+    z_flat = z.reshape(P)
+    no_input = np.zeros(P, h.dtype)                            # the input is inside the product
+    scratch_out = np.empty(P, h.dtype)                         # the output when hs is not kept
     m = np.ones(P, h.dtype)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
             support.spread_mask(m, mask, t, lo, n, H)
-        h_prevs[t, base:base + P] = h.reshape(P)
-        _step(h, W_h, z, xw[t, base:base + P], m, relu, h_news[t, base:base + P],
-              hs[t, base:base + P])
+        xh = xh_all[t, lo:hi]                                  # (n, D+H+1)
+        for r in range(n):
+            for j in range(D):
+                xh[r, j] = x[lo + r, t, j]
+            for j in range(H):
+                xh[r, D + j] = h[r, j]
+            xh[r, D + H] = one
+        out = hs[t, base:base + P] if keep_hs else scratch_out[:]
+        act = h_news[t, base:base + P]
+        np.dot(xh, W_xh, z)                                    # U x_t + W s_{t-1} + b, one product
+        _activate(no_input, z_flat, relu, act)                 # s_t = act(...)
+        for k in range(P):
+            out[k] = m[k] * act[k]
+            h_flat[k] = m[k] * act[k] + (one - m[k]) * h_flat[k]  # a masked step carries the state
     h_T[lo:hi] = h
     if flush:
         flush_denormals_end(old_mode)
@@ -136,24 +154,26 @@ def _infer_rows(lo, hi, table, rows, W_h, h0, mask, has_mask, reverse, relu, flu
 
 
 @njit(**_JIT)
-def _backward_rows(lo, hi, dhs, has_dhs, dh_T, h_news, mask, has_mask, reverse, relu, W_hT,
-                   flush, da_all, dh0):
-    """BPTT for batch rows lo..hi-1: fills da_all (T, B*H), the gradients of the
-    preactivations, and dh0."""
+def _backward_rows(lo, hi, dhs, has_dhs, dh_T, h_news, mask, has_mask, reverse, relu, W_xhT,
+                   flush, da_all, dx, dh0):
+    """BPTT for batch rows lo..hi-1: fills da_all (T, B*H), the gradients of
+    the preactivations, dx (B, T, D) and dh0. W_xhT (H, D+H+1): one product per
+    step gives [dx_t, dh_{t-1}, -]."""
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
-    n, T, H = hi - lo, h_news.shape[0], W_hT.shape[0]
+    n, T, H = hi - lo, h_news.shape[0], W_xhT.shape[0]
+    D = dx.shape[2]
     P, base = n * H, lo * H
     zero, one = cast_like(h_news, 0.0), cast_like(h_news, 1.0)
     dh = dh_T[lo:hi].copy()                                    # (n, H) dL/dh_t
     dh_flat = dh.reshape(P)
     dh_skip = np.empty(P, dh.dtype)
+    dxh = np.empty((n, W_xhT.shape[1]), dh.dtype)              # dL/d[x_t, h_{t-1}, 1]
     no_dhs = np.zeros(P, dh.dtype)
     m = np.ones(P, dh.dtype)
     for step in range(T):
         t = step if reverse else T - 1 - step
         if has_mask:
-            for r in range(n):
-                m[r * H:(r + 1) * H] = mask[t, lo + r]
+            support.spread_mask(m, mask, t, lo, n, H)
         dout = dhs[t, base:base + P] if has_dhs else no_dhs
         act, da = h_news[t, base:base + P], da_all[t, base:base + P]
         for k in range(P):
@@ -165,9 +185,12 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, h_news, mask, has_mask, reverse, 
         else:
             for k in range(P):
                 da[k] = (m[k] * (dh_flat[k] + dout[k])) * (one - act[k] * act[k])
-        np.dot(da.reshape((n, H)), W_hT, dh)                   # backprop through W s_{t-1}
-        for k in range(P):
-            dh_flat[k] += dh_skip[k]
+        np.dot(da.reshape((n, H)), W_xhT, dxh)                 # backprop through [x_t, s_{t-1}, 1] W_xh
+        for r in range(n):
+            for j in range(D):
+                dx[lo + r, t, j] = dxh[r, j]
+            for j in range(H):
+                dh[r, j] = dxh[r, D + j] + dh_skip[r * H + j]
     dh0[lo:hi] = dh
     if flush:
         flush_denormals_end(old_mode)
@@ -185,25 +208,33 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, N_GATES, 1)
     support.check_dtype(x)
     dt = x.dtype
-    W_h = np.ascontiguousarray(W_h)
-    x_tm = support.time_major(x)                               # (T, B, D)
-    xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)   # (1, T, B*H)
     if not need_cache:
+        x_tm = support.time_major(x)                           # (T, B, D)
+        xw = support.gate_major_projection(x_tm, W_x, b_x, b_h, 1)  # (1, T, B*H)
         # every (step, sequence) reads its own row of the projections
         rows = np.arange(T * B, dtype=np.int64).reshape(T, B)           # (T, B)
-        hs, state = _infer(xw.reshape(1, T * B, H), rows, W_h, state0, mask, reverse, relu,
-                           need_outputs)
+        hs, state = _infer(xw.reshape(1, T * B, H), rows, np.ascontiguousarray(W_h), state0,
+                           mask, reverse, relu, need_outputs)
         return hs, state, None
+    x = np.ascontiguousarray(x)
+    b = np.zeros(H, dt)
+    for bias in (b_x, b_h):
+        if bias is not None:
+            b += bias
+    W_xh = np.empty((D + H + 1, H), dt)                        # [W_x; W_h; b]
+    W_xh[:D], W_xh[D:D + H], W_xh[D + H] = W_x, W_h, b
     h0 = support.contiguous(state0[0], dt)
     m, has_mask = support.time_major_mask(mask, dt)
-    hs, h_news, h_prevs = (workspace.empty((T, B * H), dt) for _ in range(3))
+    hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
+    h_news = workspace.empty((T, B * H), dt)
+    xh_all = workspace.empty((T, B, D + H + 1), dt)            # [x_t, h_{t-1}, 1]
     h_T = np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, H, xw[0], W_h, h0, m, has_mask, bool(reverse), relu,
-                       support.FLUSH_DENORMALS, hs, h_news, h_prevs, h_T)
-    cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
-                 h_news=h_news, h_prevs=h_prevs, mask=m, has_mask=has_mask,
+    support.run_chunks(_forward_rows, B, H, x, W_xh, h0, m, has_mask, bool(reverse), relu,
+                       support.FLUSH_DENORMALS, bool(need_outputs), hs, h_news, xh_all, h_T)
+    cache = dict(W_xh=W_xh, D=D, has_b_x=b_x is not None, has_b_h=b_h is not None,
+                 h_news=h_news, xh_all=xh_all, mask=m, has_mask=has_mask,
                  reverse=bool(reverse), relu=relu)
-    return support.batch_major(hs, B), (h_T,), cache
+    return (support.batch_major(hs, B) if need_outputs else None), (h_T,), cache
 
 
 def _infer(table, rows, W_h, state0, mask, reverse, relu, need_outputs):
@@ -256,22 +287,24 @@ def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_
 
 def _backward(dhs, dstate, cache):
     """The body of backward(), run with BLAS threads set."""
-    x_tm = cache["x_tm"]
-    T, B, _ = x_tm.shape
-    H = cache["W_h"].shape[0]
-    dt = x_tm.dtype
+    xh_all, W_xh, D = cache["xh_all"], cache["W_xh"], cache["D"]
+    T, B, K = xh_all.shape
+    H = W_xh.shape[1]
+    dt = xh_all.dtype
     dh_T = None if dstate is None else dstate[0]
     dh_T = np.zeros((B, H), dt) if dh_T is None else support.contiguous(dh_T, dt)
     has_dhs = dhs is not None
     dhs_tm = support.time_major(dhs, dt).reshape(T, B * H) if has_dhs else np.zeros((1, 1), dt)
     da_all = workspace.empty((T, B * H), dt)
+    dx = workspace.empty((B, T, D), dt)
     dh0 = np.empty((B, H), dt)
     support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, cache["h_news"], cache["mask"],
                        cache["has_mask"], cache["reverse"], cache["relu"],
-                       np.ascontiguousarray(cache["W_h"].T), support.FLUSH_DENORMALS, da_all, dh0)
-    dx, dW_x, db = support.input_side_grads(x_tm, da_all[None], cache["W_x"])
-    dW_h, _ = support.recurrent_grads([cache["h_prevs"]], [da_all], H)
-    return dict(x=dx, W_x=dW_x, W_h=dW_h,
+                       np.ascontiguousarray(W_xh.T), support.FLUSH_DENORMALS, da_all, dx, dh0)
+    # one product over all steps for [W_x; W_h; b] (the row of ones gives the bias)
+    dW = support.sum_of_products(xh_all.reshape(T * B, K), da_all.reshape(T * B, H))
+    db = dW[D + H]
+    return dict(x=dx, W_x=dW[:D], W_h=dW[D:D + H],
                 b_x=db if cache["has_b_x"] else None,
                 b_h=db.copy() if cache["has_b_h"] else None,
                 state0=(dh0,))

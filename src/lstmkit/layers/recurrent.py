@@ -274,10 +274,12 @@ class RNNLayer(Layer):
         engine = self.engine_module(training)
         extra = {} if recurrent_mask is None else {"recurrent_mask": recurrent_mask}
         p = self.params
+        # without return_sequences only the final state leaves the layer: the
+        # engine may then skip writing the outputs (the fast ones do)
         hs, state, cache = engine.forward(x, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), state0,
                                           mask=mask, reverse=self.go_backwards, **extra,
-                                          **self.cell_options())
-        self._cache = (engine, cache, input_drop, hs.shape)
+                                          need_outputs=self.return_sequences, **self.cell_options())
+        self._cache = (engine, cache, input_drop)
         self.final_state = state
         return self._outputs(hs, state)
 
@@ -291,7 +293,7 @@ class RNNLayer(Layer):
             # cache: run it again with the caches; no dropout, so same outputs
             _, inputs, state0, mask = self._cache
             self._forward_cached(self._check_input(inputs()), state0, mask, False)
-        engine, cache, input_drop, hs_shape = self._cache
+        engine, cache, input_drop = self._cache
         extra = [None] * len(self.state_names) if dstate is None else list(dstate)
         dstate = [None] * len(self.state_names)
         if self.return_state:
