@@ -140,3 +140,26 @@ def test_backward_twice_on_one_cache_is_refused():
     fast.backward(hs, state, cache)
     with pytest.raises(RuntimeError, match="already used by a backward pass"):
         fast.backward(hs, state, cache)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("B", [5, support.PARALLEL_MIN_BATCH + 3])
+def test_packed_recurrent_products(dtype, reverse, B, monkeypatch):
+    """Large H runs the per-step products on weights packed once per call
+    (kernels/gemm.py), forward, backward and inference: H = 64 stands in for
+    it here."""
+    monkeypatch.setattr(fast, "FUSE_INPUT_MAX_HIDDEN", 0)
+    assert fast.pack_recurrent(64)
+    T = 5
+    c = case(dtype, B=B, T=T, D=3, H=64)
+    mask = mask_with_padding(B, T)
+    compare_engines(ref, fast, c, dtype, mask=mask, reverse=reverse)
+    hs_ref, state_ref, _ = ref.forward(c["x"], c["W_x"], c["W_h"], c["b_x"], c["b_h"], c["state0"],
+                                       mask=mask, reverse=reverse)
+    hs, state, _ = fast.forward(c["x"], c["W_x"], c["W_h"], c["b_x"], c["b_h"], c["state0"],
+                                mask=mask, reverse=reverse, need_cache=False)
+    tol = 1e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(hs, hs_ref, rtol=tol, atol=tol)
+    for a, b in zip(state, state_ref):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)

@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from ..cells.checks import check_sequence_args
-from . import support, workspace
+from . import gemm, support, workspace
 from .blas_threads import single_threaded_blas
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
@@ -58,6 +58,18 @@ def _activate_gate(zq, xq, gq, s, a, d):
     """gq = tanh(s*(zq + xq))*a + d over one flat run: a sigmoid or tanh gate."""
     for k in range(zq.shape[0]):
         gq[k] = fast_tanh(s * (zq[k] + xq[k])) * a + d
+
+
+@njit(**_JIT)
+def _gate_products(h, W_hq, W_hp, packed, z):
+    """z[q] = h W_hq[q] for the four gates: with packed, through the
+    register-tiled kernel over W_hp (4, H/32, H, 32), weights packed once per
+    call (kernels/gemm.py); else np.dot (BLAS)."""
+    for q in range(4):
+        if packed:
+            gemm.packed_dot(h, W_hp[q], z[q])
+        else:
+            np.dot(h, W_hq[q], z[q])
 
 
 @njit(**_JIT)
@@ -87,8 +99,8 @@ def _update_state(input_gate, forget_gate, candidate, output_gate, m, c_new, tan
 
 
 @njit(**_JIT)
-def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, xw, h0, c0, mask, has_mask, reverse, gate_act,
-                  flush, keep_hs, hs, gates, c_prevs, xh_all, h_T, c_T):
+def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, W_hp, packed, xw, h0, c0, mask, has_mask,
+                  reverse, gate_act, flush, keep_hs, hs, gates, c_prevs, xh_all, h_T, c_T):
     """The forward time loop for batch rows lo..hi-1; fills the output arrays
     and the caches backward reads.
 
@@ -133,8 +145,7 @@ def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, xw, h0, c0, mask, has_mask, rev
                 _activate(z_flat[q], gates[q, t, base:base + P],
                           gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
         else:
-            for q in range(4):
-                np.dot(h, W_hq[q], z[q])                       # h_{t-1} W_hq; x_t W_xq + b_q is in xw
+            _gate_products(h, W_hq, W_hp, packed, z)            # h_{t-1} W_hq; x_t W_xq + b_q is in xw
             for q in range(4):
                 _activate_gate(z_flat[q], xw[q, t, base:base + P], gates[q, t, base:base + P],
                                gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
@@ -149,8 +160,8 @@ def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, xw, h0, c0, mask, has_mask, rev
 
 
 @njit(**_JIT)
-def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate_act, flush,
-                keep_hs, hs, h_T, c_T):
+def _infer_rows(lo, hi, table, rows, W_hq, W_hp, packed, h0, c0, mask, has_mask, reverse,
+                gate_act, flush, keep_hs, hs, h_T, c_T):
     """The forward time loop for inference, rows lo..hi-1: keeps only the state
     (and the outputs when keep_hs), so a step's working set stays in L1.
 
@@ -160,7 +171,7 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
     W_x, row-major (R = vocab, 4H) with rows = the token ids. hs (T, B*H), or a placeholder when not keep_hs.
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
-    n, T, H = hi - lo, rows.shape[0], W_hq.shape[1]
+    n, T, H = hi - lo, rows.shape[0], h0.shape[1]
     P, base = n * H, lo * H
     h = h0[lo:hi].copy()                                       # (n, H) hidden state
     cell_state = c0[lo:hi].copy()                              # (n, H)
@@ -180,8 +191,7 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
             support.gather_token_rows(table, rows, t, lo, n, H, x_t)
         else:
             support.gather_inputs(table, rows, t, lo, n, H, x_t)
-        for q in range(4):
-            np.dot(h, W_hq[q], z[q])
+        _gate_products(h, W_hq, W_hp, packed, z)
         for q in range(4):
             _activate_gate(z_flat[q], x_t[q], g[q], gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])
         out = hs[t, base:base + P] if keep_hs else scratch_out[:]
@@ -194,7 +204,7 @@ def _infer_rows(lo, hi, table, rows, W_hq, h0, c0, mask, has_mask, reverse, gate
 
 @njit(**_JIT)
 def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, c_prevs, mask, has_mask,
-                   reverse, fused, W_xhT, flush, dz_rows, dx, dh0, dc0):
+                   reverse, fused, W_xhT, W_backp, packed, flush, dz_rows, dx, dh0, dc0):
     """BPTT for batch rows lo..hi-1: fills dz_rows (T, B, 4H) with the gradients
     of the preactivations, row-major so that one product per step (and one
     for all steps afterwards) serves every gate, and dx (B, T, D), dh0, dc0.
@@ -259,7 +269,10 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, dc_T, gates, c_prevs, mask, has_m
                 for j in range(H):
                     dz_t[r, q * H + j] = dz_q[r * H + j]
         # backprop through z = [x_t, h_{t-1}, 1] W_xh
-        np.dot(dz_t, W_xhT, dxh)
+        if packed:
+            gemm.packed_dot(dz_t, W_backp, dxh)
+        else:
+            np.dot(dz_t, W_xhT, dxh)
         off = D if fused else 0
         if fused:
             for r in range(n):
@@ -285,6 +298,23 @@ FUSE_INPUT_MAX_HIDDEN = 128
 
 def fuse_input(D, H):
     return H < FUSE_INPUT_MAX_HIDDEN
+
+
+def pack_recurrent(H):
+    """Whether the per-step products with W_h run on weights packed once per
+    call (kernels/gemm.py) rather than through BLAS: for large H, where BLAS's
+    repacking on every call dominates, and when H fills whole 32-column panels."""
+    return H >= FUSE_INPUT_MAX_HIDDEN and gemm.packable(H)
+
+
+def recurrent_operands(W_h):
+    """(W_hq (4, H, H), W_hp (4, H/32, H, 32), packed) for _gate_products,
+    with a placeholder for the one not used."""
+    dt, H = W_h.dtype, W_h.shape[0]
+    if pack_recurrent(H):
+        W_hq = support.gate_blocks(W_h, N_GATES)
+        return np.empty((1, 1, 1), dt), np.stack([gemm.pack(W_hq[q]) for q in range(N_GATES)]), True
+    return support.gate_blocks(W_h, N_GATES), np.empty((1, 1, 1, 1), dt), False
 
 
 def stacked_weights(W_x, W_h, b):
@@ -331,13 +361,15 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
     fused = fuse_input(D, H)
     if fused:
-        W_xhq, W_hq = support.gate_blocks(W_xh, N_GATES), np.empty((1, 1, 1), dt)
-        xw = np.empty((1, 1, 1), dt)
+        W_xhq, xw = support.gate_blocks(W_xh, N_GATES), np.empty((1, 1, 1), dt)
+        W_hq, W_hp, packed = recurrent_operands(np.empty((1, 4), dt))
     else:
-        W_xhq, W_hq = np.empty((1, 1, 1), dt), support.gate_blocks(W_xh[D:D + H], N_GATES)
+        W_xhq = np.empty((1, 1, 1), dt)
+        W_hq, W_hp, packed = recurrent_operands(W_xh[D:D + H])
         xw = support.gate_major_projection(support.time_major(x), W_xh[:D], W_xh[D + H], None,
                                            N_GATES)                     # (4, T, B*H)
-    support.run_chunks(_forward_rows, B, H, x, fused, W_xhq, W_hq, xw, h0, c0, m, has_mask,
+    support.run_chunks(_forward_rows, B, H, x, fused, W_xhq, W_hq, W_hp, packed, xw, h0, c0,
+                       m, has_mask,
                        bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS, bool(need_outputs),
                        hs, gates, c_prevs, xh_all, h_T, c_T)
     cache = dict(W_xh=W_xh, D=D, fused=fused, has_b_x=b_x is not None, has_b_h=b_h is not None,
@@ -358,7 +390,8 @@ def _infer(table, rows, W_h, state0, mask, reverse, need_outputs):
     m, has_mask = support.time_major_mask(mask, dt)
     hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
     h_T, c_T = np.empty((B, H), dt), np.empty((B, H), dt)
-    support.run_chunks(_infer_rows, B, H, table, rows, support.gate_blocks(np.asarray(W_h, dt), 4),
+    W_hq, W_hp, packed = recurrent_operands(np.asarray(W_h, dt))
+    support.run_chunks(_infer_rows, B, H, table, rows, W_hq, W_hp, packed,
                        h0, c0, m, has_mask, bool(reverse), GATE_ACT[dt], support.FLUSH_DENORMALS,
                        bool(need_outputs), hs, h_T, c_T)
     return (support.batch_major(hs, B) if need_outputs else None), (h_T, c_T)
@@ -415,9 +448,12 @@ def _backward(dhs, dstate, cache):
     dz_rows = workspace.empty((T, B, N_GATES * H), dt)
     dh0, dc0 = np.empty((B, H), dt), np.empty((B, H), dt)
     W_back = np.ascontiguousarray((W_xh if fused else W_xh[D:D + H]).T)  # (4H, D+H+1) or (4H, H)
+    packed = not fused and pack_recurrent(H)
+    W_backp = gemm.pack(W_back) if packed else np.empty((1, 1, 1), dt)   # (H/32, 4H, 32)
     support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, dc_T, gates,
                        cache["c_prevs"], cache["mask"], cache["has_mask"], cache["reverse"],
-                       fused, W_back, support.FLUSH_DENORMALS, dz_rows, dx, dh0, dc0)
+                       fused, W_back, W_backp, packed, support.FLUSH_DENORMALS, dz_rows, dx,
+                       dh0, dc0)
     if not fused:
         # dx = dz W_x^T for all steps at once, then back to batch-major
         dx = support.batch_major(support.row_products(dz_rows.reshape(T * B, N_GATES * H),
