@@ -189,6 +189,8 @@ def _infer_rows(lo, hi, table, rows, W_hq, W_hp, packed, h0, c0, mask, has_mask,
             support.spread_mask(m, mask, t, lo, n, H)
         if table.ndim == 2:                                    # decided at compile time
             support.gather_token_rows(table, rows, t, lo, n, H, x_t)
+            if step + 1 < T:                                   # the next step's rows, while this one computes
+                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
         else:
             support.gather_inputs(table, rows, t, lo, n, H, x_t)
         _gate_products(h, W_hq, W_hp, packed, z)
