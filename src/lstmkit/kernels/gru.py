@@ -167,12 +167,7 @@ def _infer_rows(lo, hi, table, rows, W_hq, b_hn, h0, mask, has_mask, reverse, re
         t = T - 1 - step if reverse else step
         if has_mask:
             support.spread_mask(m, mask, t, lo, n, H)
-        if table.ndim == 2:                                    # decided at compile time
-            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
-            if step + 1 < T:                                   # the next step's rows, while this one computes
-                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
-        else:
-            support.gather_inputs(table, rows, t, lo, n, H, x_t)
+        support.gather_step(table, rows, step, T, reverse, lo, n, H, x_t)
         for q in range(3 if reset_after else 2):
             np.dot(h, W_hq[q], z[q])
         _sigmoid_gate(x_t[0], z_flat[0], g[0])

@@ -125,18 +125,12 @@ def _forward_rows(lo, hi, x, fused, W_xhq, W_hq, W_hp, packed, xw, h0, c0, mask,
     c_new, tanh_c = np.empty(P, h.dtype), np.empty(P, h.dtype)
     scratch_out = np.empty(P, h.dtype)                         # the output when hs is not kept
     m = np.ones(P, h.dtype)                                    # the mask spread over H
-    one = cast_like(h, 1.0)
     for step in range(T):
         t = T - 1 - step if reverse else step
         if has_mask:
             support.spread_mask(m, mask, t, lo, n, H)
         xh = xh_all[t, lo:hi]                                  # (n, D+H+1) this step's [x_t, h_{t-1}, 1]
-        for r in range(n):
-            for j in range(D):
-                xh[r, j] = x[lo + r, t, j]
-            for j in range(H):
-                xh[r, D + j] = h[r, j]
-            xh[r, D + H] = one
+        support.fill_step_rows(xh, x, h, lo, t)
         c_prevs[t, base:base + P] = c_flat
         if fused:
             for q in range(4):
@@ -187,12 +181,7 @@ def _infer_rows(lo, hi, table, rows, W_hq, W_hp, packed, h0, c0, mask, has_mask,
         t = T - 1 - step if reverse else step
         if has_mask:
             support.spread_mask(m, mask, t, lo, n, H)
-        if table.ndim == 2:                                    # decided at compile time
-            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
-            if step + 1 < T:                                   # the next step's rows, while this one computes
-                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
-        else:
-            support.gather_inputs(table, rows, t, lo, n, H, x_t)
+        support.gather_step(table, rows, step, T, reverse, lo, n, H, x_t)
         _gate_products(h, W_hq, W_hp, packed, z)
         for q in range(4):
             _activate_gate(z_flat[q], x_t[q], g[q], gate_act[q, 0], gate_act[q, 1], gate_act[q, 2])

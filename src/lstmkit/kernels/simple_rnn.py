@@ -94,12 +94,7 @@ def _forward_rows(lo, hi, x, W_xh, h0, mask, has_mask, reverse, relu, flush,
         if has_mask:
             support.spread_mask(m, mask, t, lo, n, H)
         xh = xh_all[t, lo:hi]                                  # (n, D+H+1)
-        for r in range(n):
-            for j in range(D):
-                xh[r, j] = x[lo + r, t, j]
-            for j in range(H):
-                xh[r, D + j] = h[r, j]
-            xh[r, D + H] = one
+        support.fill_step_rows(xh, x, h, lo, t)
         out = hs[t, base:base + P] if keep_hs else scratch_out[:]
         act = h_news[t, base:base + P]
         np.dot(xh, W_xh, z)                                    # U x_t + W s_{t-1} + b, one product
@@ -137,12 +132,7 @@ def _infer_rows(lo, hi, table, rows, W_h, h0, mask, has_mask, reverse, relu, flu
         t = T - 1 - step if reverse else step
         if has_mask:
             support.spread_mask(m, mask, t, lo, n, H)
-        if table.ndim == 2:                                    # decided at compile time
-            support.gather_token_rows(table, rows, t, lo, n, H, x_t)
-            if step + 1 < T:                                   # the next step's rows, while this one computes
-                support.prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
-        else:
-            support.gather_inputs(table, rows, t, lo, n, H, x_t)
+        support.gather_step(table, rows, step, T, reverse, lo, n, H, x_t)
         if has_mask or keep_hs:
             out = hs[t, base:base + P] if keep_hs else scratch_out[:]
             _step(h, W_h, z, x_t[0], m, relu, act, out)

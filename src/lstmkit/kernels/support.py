@@ -315,3 +315,31 @@ def row_products(A, W):
         np.matmul(A[halves[k]], W, out=out[halves[k]])
     run_tasks([lambda: half(0), lambda: half(1)], R * W.shape[1])
     return out
+
+
+@njit(**_JIT)
+def fill_step_rows(xh, x, h, lo, t):
+    """xh (n, D+H+1) <- rows [x[lo + r, t], h[r], 1]: one step's input to the
+    stacked product [x_t, h_{t-1}, 1] W_xh of the training loops."""
+    n, D, H = h.shape[0], x.shape[2], h.shape[1]
+    one = cast_like(h, 1.0)
+    for r in range(n):
+        for j in range(D):
+            xh[r, j] = x[lo + r, t, j]
+        for j in range(H):
+            xh[r, D + j] = h[r, j]
+        xh[r, D + H] = one
+
+
+@njit(**_JIT)
+def gather_step(table, rows, step, T, reverse, lo, n, H, x_t):
+    """x_t <- this step's input projections (gather_token_rows for a folded
+    (R, G*H) table, gather_inputs for a (G, R, H) projection), and for a
+    folded table a prefetch of the next step's rows while this one computes."""
+    t = T - 1 - step if reverse else step
+    if table.ndim == 2:                                        # decided at compile time
+        gather_token_rows(table, rows, t, lo, n, H, x_t)
+        if step + 1 < T:
+            prefetch_token_rows(table, rows, t - 1 if reverse else t + 1, lo, n)
+    else:
+        gather_inputs(table, rows, t, lo, n, H, x_t)
