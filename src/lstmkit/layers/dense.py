@@ -104,7 +104,8 @@ class Dense(Layer):
         D = self.params["W"].shape[0]
         if x.ndim < 2 or x.shape[-1] != D:
             raise ValueError(f"Dense {self.name!r} expects input of shape (batch, ..., {D}); got {x.shape}")
-        z = x @ self.params["W"]                                              # (..., U)
+        # one 2-D product: a (B, T, D) @ (D, U) matmul runs as B separate products
+        z = (x.reshape(-1, D) @ self.params["W"]).reshape(x.shape[:-1] + (self.units,))  # (..., U)
         if self.use_bias:
             z = z + self.params["b"]
         y = ACTIVATIONS[self.activation][0](z)                                # (..., U)
@@ -127,7 +128,7 @@ class Dense(Layer):
         self.grads = {"W": x.reshape(-1, D).T @ dz2}                          # (D, U)
         if self.use_bias:
             self.grads["b"] = dz2.sum(axis=0)                                 # (U,)
-        return dz @ self.params["W"].T                                        # (..., D)
+        return (dz2 @ self.params["W"].T).reshape(x.shape)                     # (..., D)
 
     def get_config(self):
         cfg = super().get_config()
