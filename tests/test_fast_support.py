@@ -168,3 +168,14 @@ def test_two_specialisations_per_kernel():
         for name in ("_forward_rows", "_backward_rows", "_step_into", "_step_new"):
             n = len(getattr(mod, name).signatures)
             assert n <= 2, f"{mod.__name__}.{name} has {n} specialisations"
+
+
+def test_aligned_zeros():
+    from lstmkit.kernels import workspace
+    for dtype in (np.float32, np.float64):
+        for shape in [(3, 5), (1,), (2, 3, 7)]:
+            a = workspace.aligned_zeros(shape, dtype)
+            assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+            assert a.ctypes.data % 64 == 0 and not a.any()
+            a[...] = 1                                          # writable, the whole shape
+            assert a.sum() == np.prod(shape)

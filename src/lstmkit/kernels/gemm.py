@@ -28,6 +28,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .workspace import aligned_zeros
+
 PANEL = 32                                     # columns per packed panel (C columns per tile)
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -41,7 +43,9 @@ def pack(W):
     K, N = W.shape
     if not packable(N):
         raise ValueError(f"pack: the number of columns must be a multiple of {PANEL}; got {N}")
-    return np.ascontiguousarray(W.reshape(K, N // PANEL, PANEL).transpose(1, 0, 2))
+    Wp = aligned_zeros((N // PANEL, K, PANEL), W.dtype)        # each panel row one or two whole cache lines
+    Wp[...] = W.reshape(K, N // PANEL, PANEL).transpose(1, 0, 2)
+    return Wp
 
 
 def _make_tile(MR):

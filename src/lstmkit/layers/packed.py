@@ -19,6 +19,7 @@ pointed at it again.
 """
 import numpy as np
 
+from ..kernels import workspace
 from ..kernels.packed_cells import pack_shape
 
 NAMES = ("W_x", "W_h", "b_x", "b_h")
@@ -42,7 +43,7 @@ class PackedWeights:
                 raise ValueError(f"{owner}: params[{name!r}] has shape {np.shape(value)}; "
                                  f"it must be {expected[name]}" + (" (input features, gates x units)"
                                                                    if name == "W_x" else ""))
-        self.array = np.zeros(pack_shape(D, H, n_gates), dtype)          # (D + H + 2, G*H)
+        self.array = workspace.aligned_zeros(pack_shape(D, H, n_gates), dtype)  # (D + H + 2, G*H)
         rows = {"W_x": slice(0, D), "W_h": slice(D, D + H), "b_x": D + H, "b_h": D + H + 1}
         for name in list(params):
             view = self.array[rows[name]]

@@ -22,7 +22,7 @@ Not thread-safe: a stream is one set of sequences, stepped by one caller.
 """
 import numpy as np
 
-from ..kernels import packed
+from ..kernels import packed, workspace
 
 _ndarray = np.ndarray
 _empty = np.empty
@@ -54,7 +54,7 @@ class Stream:
         self._flag = layer.kernel_flag()
         H = layer.units
         self._h_shape = (self.batch, H)
-        self._state = np.zeros((len(layer.state_names), self.batch, H), layer.dtype)  # (S, B, H)
+        self._state = workspace.aligned_zeros((len(layer.state_names), self.batch, H), layer.dtype)  # (S, B, H)
         self._bind()
         if state is not None:
             self.state = state
