@@ -421,11 +421,24 @@ def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_
         return _infer(np.ascontiguousarray(table), rows, W_h, state0, mask, reverse, need_outputs)
 
 
+def _restore_gates(cache):
+    """A second backward from one forward: the first one overwrote the cached
+    gates with dL/dz, so they are recomputed from the cached [x_t, h_{t-1}, 1]
+    rows, one product over all steps (the forward's own arithmetic up to
+    rounding). Rare, so plain NumPy."""
+    gates, xh_all, W_xh = cache["gates"], cache["xh_all"], cache["W_xh"]
+    T, B, K = xh_all.shape
+    H = W_xh.shape[1] // N_GATES
+    z = xh_all.reshape(T * B, K) @ W_xh                               # (T*B, 4H)
+    for q in range(N_GATES):
+        s, a, d = GATE_ACT[gates.dtype][q]
+        gates[q].reshape(T * B, H)[...] = np.tanh(s * z[:, q * H:(q + 1) * H]) * a + d
+
+
 def _backward(dhs, dstate, cache):
     """The body of backward(), run with BLAS threads set."""
     if cache["used"]:
-        raise RuntimeError("this LSTM cache was already used by a backward pass (the fast "
-                           "engine overwrites it); run forward again")
+        _restore_gates(cache)
     cache["used"] = True
     gates, xh_all, D = cache["gates"], cache["xh_all"], cache["D"]
     T, B, K = xh_all.shape
