@@ -87,3 +87,25 @@ def test_contract_and_registration():
         fast.forward(c["x"], c["W_x"], c["W_h"], recurrent_mask=np.ones((3, 6), np.float32))
     with pytest.raises(ValueError):
         fast.forward(c["x"], c["W_x"], c["W_h"], reset_after="yes")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reset_after", FORMS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_packed_recurrent_products(dtype, reset_after, reverse, monkeypatch):
+    """Large H runs the per-step products with W_h through gemm.packed_dot
+    (forward, backward and inference); H = 64 stands in for it here."""
+    from lstmkit.kernels import gemm
+    monkeypatch.setattr(gemm, "PACKED_MIN_HIDDEN", 0)
+    assert gemm.use_packed(64)
+    B, T = 5, 6
+    c = case(dtype, B=B, T=T, D=3, H=64)
+    mask = mask_with_padding(B, T)
+    compare_engines(ref, fast, c, dtype, mask=mask, reverse=reverse, reset_after=reset_after)
+    hs_ref, state_ref, _ = ref.forward(c["x"], c["W_x"], c["W_h"], c["b_x"], c["b_h"], c["state0"],
+                                       mask=mask, reverse=reverse, reset_after=reset_after)
+    hs, state, _ = fast.forward(c["x"], c["W_x"], c["W_h"], c["b_x"], c["b_h"], c["state0"],
+                                mask=mask, reverse=reverse, reset_after=reset_after,
+                                need_cache=False)
+    assert_close(hs, hs_ref, dtype, "inference hs")
+    assert_close(state[0], state_ref[0], dtype, "inference h_T")

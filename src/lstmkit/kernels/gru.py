@@ -24,7 +24,7 @@ from numba import njit
 
 from ..cells.checks import check_sequence_args
 from ..cells.gru import _check_reset_after
-from . import support, workspace
+from . import gemm, support, workspace
 from .blas_threads import single_threaded_blas
 from .activations import fast_tanh
 from .denormals import flush_denormals_begin, flush_denormals_end
@@ -55,14 +55,14 @@ def _candidate_reset_after(a_n, reset_gate, zn, b_hn, candidate):
 
 
 @njit(**_JIT)
-def _candidate_reset_before(h, reset_gate, W_hn, rh, zn, a_n, candidate):
+def _candidate_reset_before(h, reset_gate, W_hn, W_hnp, packed, rh, zn, a_n, candidate):
     """n = tanh(a_n + (r * h) W_hn): fills rh = r * h_{t-1} (n, H) and zn, its
     product, on the way. h, rh, zn (n, H); the rest flat runs."""
     P = candidate.shape[0]
     h_flat, rh_flat, zn_flat = h.reshape(P), rh.reshape(P), zn.reshape(P)
     for k in range(P):
         rh_flat[k] = reset_gate[k] * h_flat[k]
-    np.dot(rh, W_hn, zn)
+    gemm.dot(rh, W_hn, W_hnp, packed, zn)
     for k in range(P):
         candidate[k] = fast_tanh(a_n[k] + zn_flat[k])
 
@@ -88,13 +88,14 @@ def _advance_state(update_gate, candidate, h_flat):
 
 
 @njit(**_JIT)
-def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_after, flush,
-                  hs, gates, h_prevs, hn_or_rh, h_T):
+def _forward_rows(lo, hi, xw, W_hq, W_hp, packed, b_hn, h0, mask, has_mask, reverse, reset_after,
+                  flush, hs, gates, h_prevs, hn_or_rh, h_T):
     """The forward time loop for batch rows lo..hi-1; fills the output arrays
     and the caches backward reads.
 
     xw (3, T, B*H) input projections with biases (b_hn left out when
-    reset_after); W_hq (3, H, H) per-gate recurrent weights; b_hn (H,);
+    reset_after); W_hq (3, H, H) per-gate recurrent weights, W_hp the same
+    packed for gemm.packed_dot when packed (large H); b_hn (H,);
     mask (T, B); hs, h_prevs, hn_or_rh (T, B*H); gates (3, T, B*H).
     """
     old_mode = flush_denormals_begin() if flush else np.uint32(0)
@@ -117,7 +118,7 @@ def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_aft
         reset_gate, update_gate = gates[0, t, base:base + P], gates[1, t, base:base + P]
         candidate, stash = gates[2, t, base:base + P], hn_or_rh[t, base:base + P]
         for q in range(3 if reset_after else 2):
-            np.dot(h, W_hq[q], z[q])
+            gemm.dot(h, W_hq[q], W_hp[q], packed, z[q])
         _sigmoid_gate(xw[0, t, base:base + P], z_flat[0], reset_gate)
         _sigmoid_gate(xw[1, t, base:base + P], z_flat[1], update_gate)
         if reset_after:
@@ -127,8 +128,8 @@ def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_aft
             _candidate_reset_after(xw[2, t, base:base + P], reset_gate, z_flat[2], b_tiled,
                                    candidate)
         else:
-            _candidate_reset_before(h, reset_gate, W_hq[2], rh, z[2], xw[2, t, base:base + P],
-                                    candidate)
+            _candidate_reset_before(h, reset_gate, W_hq[2], W_hp[2], packed, rh, z[2],
+                                    xw[2, t, base:base + P], candidate)
             stash[:] = rh.reshape(P)                           # r * h_{t-1}, for backward
         _update_state(update_gate, candidate, m, hs[t, base:base + P], h_flat)
     h_T[lo:hi] = h
@@ -137,8 +138,8 @@ def _forward_rows(lo, hi, xw, W_hq, b_hn, h0, mask, has_mask, reverse, reset_aft
 
 
 @njit(**_JIT)
-def _infer_rows(lo, hi, table, rows, W_hq, b_hn, h0, mask, has_mask, reverse, reset_after, flush,
-                keep_hs, hs, h_T):
+def _infer_rows(lo, hi, table, rows, W_hq, W_hp, packed, b_hn, h0, mask, has_mask, reverse,
+                reset_after, flush, keep_hs, hs, h_T):
     """The forward time loop for inference, rows lo..hi-1: keeps only the state
     (and the outputs when keep_hs), so a step's working set stays in L1.
 
@@ -169,13 +170,13 @@ def _infer_rows(lo, hi, table, rows, W_hq, b_hn, h0, mask, has_mask, reverse, re
             support.spread_mask(m, mask, t, lo, n, H)
         support.gather_step(table, rows, step, T, reverse, lo, n, H, x_t)
         for q in range(3 if reset_after else 2):
-            np.dot(h, W_hq[q], z[q])
+            gemm.dot(h, W_hq[q], W_hp[q], packed, z[q])
         _sigmoid_gate(x_t[0], z_flat[0], g[0])
         _sigmoid_gate(x_t[1], z_flat[1], g[1])
         if reset_after:
             _candidate_reset_after(x_t[2], g[0], z_flat[2], b_tiled, g[2])
         else:
-            _candidate_reset_before(h, g[0], W_hq[2], rh, z[2], x_t[2], g[2])
+            _candidate_reset_before(h, g[0], W_hq[2], W_hp[2], packed, rh, z[2], x_t[2], g[2])
         if has_mask or keep_hs:
             out = hs[t, base:base + P] if keep_hs else scratch_out[:]
             _update_state(g[1], g[2], m, out, h_flat)
@@ -188,7 +189,7 @@ def _infer_rows(lo, hi, table, rows, W_hq, b_hn, h0, mask, has_mask, reverse, re
 
 @njit(**_JIT)
 def _backward_rows(lo, hi, dhs, has_dhs, dh_T, gates, h_prevs, hn_or_rh, mask, has_mask,
-                   reverse, reset_after, W_hqT, flush, da_all, dah_n, dh0):
+                   reverse, reset_after, W_hqT, W_hqTp, packed, flush, da_all, dah_n, dh0):
     """BPTT for batch rows lo..hi-1. Fills da_all (3, T, B*H), the gradients of
     the input-side preactivations (r, z, n); dah_n (T, B*H), the gradient of
     h W_hn + b_hn (reset_after only); and dh0."""
@@ -231,16 +232,16 @@ def _backward_rows(lo, hi, dhs, has_dhs, dh_T, gates, h_prevs, hn_or_rh, mask, h
                 # backprop through r * (h W_hn + b_hn), then through r = sigmoid(...)
                 da_r[k] = (da_n[k] * stash[k]) * (reset_gate[k] * (one - reset_gate[k]))
                 dah[k] = da_n[k] * reset_gate[k]
-            np.dot(dah.reshape((n, H)), W_hqT[2], dh_q)        # backprop through h W_hn
+            gemm.dot(dah.reshape((n, H)), W_hqT[2], W_hqTp[2], packed, dh_q)  # backprop through h W_hn
         else:
-            np.dot(da_n.reshape((n, H)), W_hqT[2], d_rh)       # backprop through (r*h) W_hn
+            gemm.dot(da_n.reshape((n, H)), W_hqT[2], W_hqTp[2], packed, d_rh)  # backprop through (r*h) W_hn
             for k in range(P):
                 da_r[k] = (d_rh_flat[k] * h_prev[k]) * (reset_gate[k] * (one - reset_gate[k]))
                 dh_q_flat[k] = d_rh_flat[k] * reset_gate[k]
         for k in range(P):
             dh_flat[k] += dh_q_flat[k]
         for q in range(2):                                     # backprop through h W_hr, h W_hz
-            np.dot(da_all[q, t, base:base + P].reshape((n, H)), W_hqT[q], dh_q)
+            gemm.dot(da_all[q, t, base:base + P].reshape((n, H)), W_hqT[q], W_hqTp[q], packed, dh_q)
             for k in range(P):
                 dh_flat[k] += dh_q_flat[k]
         for k in range(P):
@@ -286,7 +287,9 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     hs, h_prevs, hn_or_rh = (workspace.empty((T, B * H), dt) for _ in range(3))
     gates = workspace.empty((3, T, B * H), dt)                        # activated r, z, n
     h_T = np.empty((B, H), dt)
-    support.run_chunks(_forward_rows, B, H, xw, support.gate_blocks(W_h, 3), b_hn, h0, m, has_mask,
+    W_hq, packed = support.gate_blocks(W_h, 3), gemm.use_packed(H)
+    support.run_chunks(_forward_rows, B, H, xw, W_hq, gemm.blocks_or_placeholder(W_hq, packed),
+                       packed, b_hn, h0, m, has_mask,
                        bool(reverse), reset_after, support.FLUSH_DENORMALS,
                        hs, gates, h_prevs, hn_or_rh, h_T)
     cache = dict(x_tm=x_tm, W_x=W_x, W_h=W_h, has_b_x=b_x is not None, has_b_h=b_h is not None,
@@ -306,8 +309,9 @@ def _infer(table, rows, W_h, b_hn, state0, mask, reverse, reset_after, need_outp
     m, has_mask = support.time_major_mask(mask, dt)
     hs = workspace.empty((T, B * H), dt) if need_outputs else np.empty((1, 1), dt)
     h_T = np.empty((B, H), dt)
-    support.run_chunks(_infer_rows, B, H, table, rows, support.gate_blocks(np.asarray(W_h, dt), 3),
-                       b_hn, h0, m, has_mask, bool(reverse), reset_after, support.FLUSH_DENORMALS,
+    W_hq, packed = support.gate_blocks(np.asarray(W_h, dt), 3), gemm.use_packed(H)
+    support.run_chunks(_infer_rows, B, H, table, rows, W_hq, gemm.blocks_or_placeholder(W_hq, packed),
+                       packed, b_hn, h0, m, has_mask, bool(reverse), reset_after, support.FLUSH_DENORMALS,
                        bool(need_outputs), hs, h_T)
     return (support.batch_major(hs, B) if need_outputs else None), (h_T,)
 
@@ -370,7 +374,8 @@ def _backward(dhs, dstate, cache):
     W_hqT = np.ascontiguousarray(support.gate_blocks(cache["W_h"], 3).transpose(0, 2, 1))  # (3, H, H)
     support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, gates, cache["h_prevs"],
                        cache["hn_or_rh"], cache["mask"], cache["has_mask"], cache["reverse"],
-                       reset_after, W_hqT, support.FLUSH_DENORMALS, da_all, dah_n, dh0)
+                       reset_after, W_hqT, gemm.blocks_or_placeholder(W_hqT, gemm.use_packed(H)),
+                       gemm.use_packed(H), support.FLUSH_DENORMALS, da_all, dah_n, dh0)
     dx, dW_x, db_x = support.input_side_grads(x_tm, da_all, cache["W_x"])
     h_prevs = cache["h_prevs"]
     if reset_after:

@@ -304,10 +304,7 @@ def recurrent_operands(W_h):
     dt, H = W_h.dtype, W_h.shape[0]
     if pack_recurrent(H):
         W_hq = support.gate_blocks(W_h, N_GATES)
-        W_hp = workspace.aligned_zeros((N_GATES, H // gemm.PANEL, H, gemm.PANEL), dt)
-        for q in range(N_GATES):
-            W_hp[q] = gemm.pack(W_hq[q])
-        return np.empty((1, 1, 1), dt), W_hp, True
+        return np.empty((1, 1, 1), dt), gemm.pack_blocks(W_hq), True
     return support.gate_blocks(W_h, N_GATES), np.empty((1, 1, 1, 1), dt), False
 
 
