@@ -10,9 +10,13 @@ forget gate f, candidate g, output gate o -- PyTorch's order.
     h_t = o_t * tanh(c_t)                                     hidden state
 
 How the work is laid out (the why is in docs/kernels.md):
-  * x W_x + b for all steps is BLAS work before the loop and the weight
-    gradients BLAS work after it; per step only h_{t-1} W_h, as np.dot calls
-    inside the compiled loop.
+  * Training, H < 128: each step is one product per gate of the row
+    [x_t, h_{t-1}, 1] with the stacked [W_x; W_h; b] (the rows are kept in
+    xh_all); backward gets [dx_t, dh_{t-1}] from one product per step and the
+    weight gradients from one product over all steps (xh_all^T dz).
+  * Training from H = 128, and inference: x W_x + b for all steps is one BLAS
+    product before the loop, and per step only h_{t-1} W_h, through weights
+    packed once per call (kernels/gemm.py) from H = 128, else np.dot.
   * Inside the loop everything is time-major and gate-major: gates (4, T, B*H),
     so for one step and one gate the rows of the batch are one contiguous run
     of B*H numbers. Every elementwise pass is then one flat loop over B*H,
