@@ -372,10 +372,11 @@ def _backward(dhs, dstate, cache):
     dah_n = workspace.empty((T, B * H) if reset_after else (1, 1), dt)
     dh0 = np.empty((B, H), dt)
     W_hqT = np.ascontiguousarray(support.gate_blocks(cache["W_h"], 3).transpose(0, 2, 1))  # (3, H, H)
+    packed = gemm.use_packed(H)
     support.run_chunks(_backward_rows, B, H, dhs_tm, has_dhs, dh_T, gates, cache["h_prevs"],
                        cache["hn_or_rh"], cache["mask"], cache["has_mask"], cache["reverse"],
-                       reset_after, W_hqT, gemm.blocks_or_placeholder(W_hqT, gemm.use_packed(H)),
-                       gemm.use_packed(H), support.FLUSH_DENORMALS, da_all, dah_n, dh0)
+                       reset_after, W_hqT, gemm.blocks_or_placeholder(W_hqT, packed), packed,
+                       support.FLUSH_DENORMALS, da_all, dah_n, dh0)
     dx, dW_x, db_x = support.input_side_grads(x_tm, da_all, cache["W_x"])
     h_prevs = cache["h_prevs"]
     if reset_after:

@@ -357,7 +357,7 @@ def _forward(x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=Fa
     fused = fuse_input(D, H)
     if fused:
         W_xhq, xw = support.gate_blocks(W_xh, N_GATES), np.empty((1, 1, 1), dt)
-        W_hq, W_hp, packed = recurrent_operands(np.empty((1, 4), dt))
+        W_hq, W_hp, packed = np.empty((1, 1, 1), dt), np.empty((1, 1, 1, 1), dt), False  # unused
     else:
         W_xhq = np.empty((1, 1, 1), dt)
         W_hq, W_hp, packed = recurrent_operands(W_xh[D:D + H])
