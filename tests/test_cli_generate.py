@@ -93,7 +93,7 @@ def test_missing_tang_falls_back_to_stdlib(tmp_path):
     r = run_cli("generate", "train", "--corpus", "tang", "--tang-path", tmp_path / "absent", "--max-chars", 3000,
                 "--out", tmp_path / "run", "--length", 20, *TINY)
     assert r.returncode == 0, r.stderr
-    assert "apt-get install fortunes-zh" in r.stdout and "standard-library" in r.stdout
+    assert "lstmkit data fetch fortunes-zh" in r.stdout and "standard-library" in r.stdout
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["corpus"] == "stdlib"
 
 

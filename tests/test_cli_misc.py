@@ -85,12 +85,17 @@ def test_demo_quick_runs_every_step(tmp_path):
     assert f"outputs in {tmp_path / 'd'}" in r.stdout
 
 
-def test_demo_without_root_explains_how_to_install_the_poems(tmp_path, monkeypatch):
+def test_demo_takes_the_poems_from_the_data_cache_and_installs_nothing(tmp_path, monkeypatch):
     from lstmkit.apps import demo
-    monkeypatch.setattr(demo, "TANG_PATH", str(tmp_path / "tang300"))
-    monkeypatch.setattr(demo.os, "geteuid", lambda: 1000)
+    from lstmkit.datasets import cache
+    monkeypatch.setattr(cache, "SYSTEM_ROOT", tmp_path / "system")
+    monkeypatch.setenv("LSTMKIT_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-clients"))        # no apt-get: cannot be fetched
     said = []
-    assert demo.ensure_fortunes_zh(log=said.append) is False
-    assert "apt-get install fortunes-zh" in said[0]
-    (tmp_path / "tang300").write_text("%\n")
-    assert demo.ensure_fortunes_zh(log=said.append) is True
+    assert demo.tang_poems(log=said.append) is None
+    assert "note: apt-get is not installed" in said[-2] and "standard-library" in said[-1]
+    tang = tmp_path / "system" / "usr/share/games/fortunes/tang300"   # an installed fortunes-zh
+    for name in ("tang300", "song100", "chinese"):
+        (tang.parent / name).parent.mkdir(parents=True, exist_ok=True)
+        (tang.parent / name).write_text("%\n")
+    assert demo.tang_poems(log=said.append) == str(tang)

@@ -29,5 +29,5 @@ def test_regular_poems_by_line_length():
 
 
 def test_missing_file_says_how_to_install(tmp_path):
-    with pytest.raises(DataError, match="apt-get install fortunes-zh"):
+    with pytest.raises(DataError, match="lstmkit data fetch fortunes-zh"):
         load_tang(str(tmp_path / "nope"))

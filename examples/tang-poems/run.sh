@@ -1,5 +1,5 @@
 #!/bin/sh
-# Tang poems from a character-level LSTM (needs: apt-get install fortunes-zh).
+# Tang poems from a character-level LSTM (the poems come through the data cache: `lstmkit data fetch fortunes-zh`).
 set -e
 lstmkit generate train --corpus tang --seq-len 48 --epochs 25 --dropout 0.3 --lr 0.005 \
     --line-chars 7 --samples 3 --out runs/tang

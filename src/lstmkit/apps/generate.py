@@ -15,7 +15,7 @@ from .. import plotting
 from ..io import write_json, write_text
 from ..data.corpora import stdlib_source
 from ..data.errors import DataError
-from ..data.tang import TANG_PATH, corpus_text, load_tang
+from ..data.tang import corpus_text, load_tang
 from ..data.textfile import read_text
 from ..data.tokenizer import CharTokenizer, Tokenizer, WordLMTokenizer
 from ..data.windows import chronological_split, lm_windows
@@ -24,11 +24,19 @@ from .sampling import sample_poem, sample_text
 from .stepper import Stepper
 
 
-def load_corpus(path=None, corpus=None, tang_path=TANG_PATH, max_chars=None, log=print,
+def tang_file(log=print):
+    """fortunes-zh's tang300 through the data cache (an installed fortunes-zh is used as it is)."""
+    from .. import datasets
+    return str(datasets.fetch("fortunes-zh", log=log) / datasets.SOURCES["fortunes-zh"].files["tang300"])
+
+
+def load_corpus(path=None, corpus=None, tang_path=None, max_chars=None, log=print,
                 encoding_errors="strict"):
-    """-> (text, name). corpus: None (read path), 'tang' or 'stdlib'."""
+    """-> (text, name). corpus: None (read path), 'tang' or 'stdlib'.
+    tang_path None: the Tang poems come through the data cache (fetched on first use)."""
     if corpus == "tang":
         try:
+            tang_path = tang_path or tang_file(log)
             poems = load_tang(tang_path)
             text = corpus_text(poems)
             log(f"Tang poems: {len(poems)} poems, {len(text)} characters from {tang_path}")
@@ -66,7 +74,7 @@ def build_model(vocab, seq_len, embed_dim, units, layers, cell, seed, lr, dropou
 def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_len=64, embed_dim=64,
           units=128, layers=1, cell="lstm", epochs=5, batch_size=32, learning_rate=0.003, val_fraction=0.1,
           max_chars=None, samples=3, sample_length=300, temperature=0.8, top_k=None, line_chars=5,
-          verses=4, dropout=0.0, patience=None, seed=0, tang_path=TANG_PATH, encoding_errors="strict",
+          verses=4, dropout=0.0, patience=None, seed=0, tang_path=None, encoding_errors="strict",
           verbose=1, log=print):
     text, name = load_corpus(path, corpus, tang_path, max_chars, log, encoding_errors)
     if level == "char":

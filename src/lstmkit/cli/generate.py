@@ -2,7 +2,6 @@
 import sys
 
 from ..apps import generate as app
-from ..data.tang import TANG_PATH
 from .common import Formatter, add_common, fraction, positive_float, positive_int, say, verbose
 
 
@@ -21,7 +20,9 @@ def register(sub):
     t.add_argument("--corpus", choices=("tang", "stdlib"), default=None,
                    help="built-in corpus: Tang poems from fortunes-zh (falls back to stdlib if missing), "
                         "or Python's standard-library source")
-    t.add_argument("--tang-path", default=TANG_PATH, help="where the fortunes-zh Tang poems live")
+    t.add_argument("--tang-path", default=None,
+                   help="a fortune-format file of Tang poems (default: fortunes-zh's tang300 through the "
+                        "data cache, see `lstmkit data`)")
     t.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict",
                    help="what to do with bytes that are not UTF-8: stop with an error, or replace them")
     t.add_argument("--level", choices=("char", "word"), default="char", help="token unit")

@@ -13,7 +13,7 @@ from .errors import DataError
 from .textfile import read_text
 
 TANG_PATH = "/usr/share/games/fortunes/tang300"
-INSTALL_HINT = "install it with: apt-get install fortunes-zh"
+INSTALL_HINT = "`lstmkit data fetch fortunes-zh` gets them"
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 PUNCT = set("，。？！、；：“”‘’（）《》·・—…「」 ")
