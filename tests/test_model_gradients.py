@@ -43,7 +43,11 @@ def check(model, loss, x, y, expect_fused):
     return fused
 
 
-rng = np.random.default_rng(0)
+def gen(seed):
+    """Each test (and each parametrized case) draws from its own seeded generator."""
+    return np.random.default_rng(seed)
+
+
 IDS = np.array([[3, 1, 4, 1, 5], [2, 6, 5, 0, 0], [6, 2, 1, 3, 0]])        # zeros are padding
 
 
@@ -51,9 +55,9 @@ IDS = np.array([[3, 1, 4, 1, 5], [2, 6, 5, 0, 0], [6, 2, 1, 3, 0]])        # zer
     (lambda: lk.Dense(1, activation="sigmoid", **F64), "binary_crossentropy", np.array([1, 0, 1]), True),
     (lambda: lk.Dense(4, activation="softmax", **F64), "categorical_crossentropy", np.eye(4)[[0, 3, 2]], True),
     (lambda: lk.Dense(4, activation="softmax", **F64), "sparse_categorical_crossentropy", np.array([1, 3, 0]), True),
-    (lambda: lk.Dense(2, **F64), "mse", rng.normal(size=(3, 2)), False),
-    (lambda: lk.Dense(2, activation="tanh", **F64), "mae", rng.normal(size=(3, 2)), False),
-    (lambda: lk.Dense(3, activation="softmax", **F64), "mse", rng.uniform(size=(3, 3)), False),
+    (lambda: lk.Dense(2, **F64), "mse", gen(10).normal(size=(3, 2)), False),
+    (lambda: lk.Dense(2, activation="tanh", **F64), "mae", gen(11).normal(size=(3, 2)), False),
+    (lambda: lk.Dense(3, activation="softmax", **F64), "mse", gen(12).uniform(size=(3, 3)), False),
     (lambda: lk.Dense(1, activation="sigmoid", **F64), "mse", np.array([1.0, 0.0, 1.0]), False),
     (lambda: lk.Dense(2, **F64), lambda: losses.BinaryCrossentropy(from_logits=True), np.eye(2)[[0, 1, 1]], False),
 ])
@@ -67,14 +71,14 @@ def test_embedding_lstm_dense(head, loss, y, fused):
 def test_per_time_step_sequence_loss_with_mask(reduction):
     model = lk.Sequential([lk.Embedding(7, 3, mask_zero=True, **F64), lk.LSTM(4, return_sequences=True, **RNN),
                            lk.Dense(5, activation="softmax", **F64)], seed=2)
-    y = rng.integers(0, 5, IDS.shape)
+    y = gen(20).integers(0, 5, IDS.shape)
     loss = losses.SparseCategoricalCrossentropy(reduction=reduction)
     check(model, loss, IDS, y, True)
     np.testing.assert_array_equal(model.output_mask, IDS != 0)
 
 
 def test_bidirectional_gru_stack():
-    x = rng.normal(size=(3, 4, 2))
+    x = gen(30).normal(size=(3, 4, 2))
     model = lk.Sequential([lk.Bidirectional(lk.GRU(3, return_sequences=True, **RNN)),
                            lk.Bidirectional(lk.GRU(2, **RNN), merge_mode="sum"),
                            lk.Dense(3, activation="softmax", **F64)], seed=3)
@@ -82,6 +86,7 @@ def test_bidirectional_gru_stack():
 
 
 def test_simple_rnn_dropout_free_stack_with_flatten():
+    rng = gen(40)
     x = rng.normal(size=(3, 4, 2))
     model = lk.Sequential([lk.SimpleRNN(3, return_sequences=True, **RNN), lk.LSTM(2, return_sequences=True, **RNN),
                            lk.Flatten(), lk.Dense(1, **F64)], seed=4)

@@ -94,11 +94,11 @@ def test_loading_foreign_files_errors_clearly(tmp_path):
         lk.load_model(tmp_path / "missing.lstmkit")
     p = tmp_path / "model.pkl"
     p.write_bytes(pickle.dumps({"a": 1}))
-    with pytest.raises(ValueError, match="not a lstmkit model file.*found a Python pickle"):
+    with pytest.raises(ValueError, match="expected a lstmkit model file.*found a Python pickle"):
         lk.load_model(p)
     p = tmp_path / "model.keras"
     p.write_bytes(b"PK\x03\x04" + b"\0" * 64)
-    with pytest.raises(ValueError, match="not a lstmkit model file.*zip archive"):
+    with pytest.raises(ValueError, match="expected a lstmkit model file.*found a zip archive"):
         lk.load_model(p)
     p = tmp_path / "weights.safetensors"
     save_file({"w": np.zeros(3, np.float32)}, str(p))
@@ -106,7 +106,7 @@ def test_loading_foreign_files_errors_clearly(tmp_path):
         lk.load_model(p)
     p = tmp_path / "tiny"
     p.write_bytes(b"abc")
-    with pytest.raises(ValueError, match="not a lstmkit model file"):
+    with pytest.raises(ValueError, match="expected a lstmkit model file.*found only 3 bytes, too short"):
         lk.load_model(p)
 
 

@@ -7,7 +7,7 @@
 """
 __version__ = "0.1.0"
 
-from . import callbacks, initializers, losses, metrics, optimizers, schedules
+from . import callbacks, datasets, initializers, losses, metrics, optimizers, schedules
 from .layers import (Layer, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Embedding, Dense, Dropout,
                      Flatten)
 from .models import Sequential, save_model, load_model

@@ -4,6 +4,9 @@ recurrent kernel, zero bias) and PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)).
 Each initializer is called as init(shape, rng, dtype, fan=None) and returns
 a new array; the rng makes a run reproducible from one seed.
 """
+import math
+import os
+
 import numpy as np
 
 
@@ -50,9 +53,34 @@ INITIALIZERS = {f.__name__: f for f in (zeros, ones, glorot_uniform, orthogonal,
                                          torch_uniform, random_normal)}
 
 
+def machine_memory():
+    """Bytes of physical memory (a large number where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 40
+
+
+def check_size(shape):
+    """Refuse, before allocating, a weight that cannot fit in memory (a 10^12-unit layer, a typo'd
+    vocabulary): initializers draw in float64, 8 bytes a value."""
+    n = math.prod(int(d) for d in shape)
+    need, have = 8 * n, machine_memory()
+    if need > have:
+        raise ValueError(f"a weight of shape {tuple(int(d) for d in shape)} would hold {n:.3g} values "
+                         f"({need / 2**30:,.0f} GiB), more than this machine's {have / 2**30:,.0f} GiB of "
+                         f"memory; are the units or the vocabulary size what you meant?")
+
+
 def get(name):
     if callable(name):
-        return name
-    if name not in INITIALIZERS:
+        f = name
+    elif name not in INITIALIZERS:
         raise ValueError(f"unknown initializer {name!r}; expected one of {sorted(INITIALIZERS)}")
-    return INITIALIZERS[name]
+    else:
+        f = INITIALIZERS[name]
+
+    def checked(shape, rng, dtype, **kw):
+        check_size(shape)
+        return f(shape, rng, dtype, **kw)
+    return checked

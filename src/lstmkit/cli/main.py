@@ -37,6 +37,8 @@ def main(argv=None):
         with blas_threads(args.blas_threads):
             return args.func(args) or 0
     except DataError as e:
+        if getattr(args, "debug", False):
+            raise
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from ..layers.container import Container
 from ..layers.embedding import Embedding, as_token_ids
 from ..layers.recurrent import RNNLayer
 from . import training
+from .checks import as_array
 
 
 def _fmt_shape(shape):
@@ -156,8 +157,18 @@ class Sequential(Container):
     def trainable_grads(self):
         return {f"{l.name}/{k}": v for l in self.layers if l.trainable for k, v in l.grads.items()}
 
+    def _check_built(self, what):
+        if not self.built:
+            raise ValueError(f"model {self.name!r} is not built yet, so it has no weights for {what}: give "
+                             f"the first layer input_length/input_shape, or call build() or fit() first")
+
     def get_weights(self):
+        self._check_built("get_weights")
         return {k: v.copy() for k, v in self.params.items()}
+
+    def count_params(self):
+        self._check_built("count_params")
+        return super().count_params()
 
     # ---- compile, fit, evaluate, predict -------------------------------------------
     def compile(self, optimizer="adam", loss=None, metrics=None):
@@ -171,11 +182,12 @@ class Sequential(Container):
 
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
-            initial_epoch=0, seed=None):
+            initial_epoch=0, seed=None, on_nonfinite="stop"):
         return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             callbacks=callbacks, validation_split=validation_split,
                             validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
-                            sample_weight=sample_weight, initial_epoch=initial_epoch, seed=seed)
+                            sample_weight=sample_weight, initial_epoch=initial_epoch, seed=seed,
+                            on_nonfinite=on_nonfinite)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
         logs = training.evaluate(self, x, y, batch_size=batch_size, sample_weight=sample_weight,
@@ -197,7 +209,7 @@ class Sequential(Container):
 
     def predict_on_batch(self, x):
         """The model's output for one batch, with no batching or progress bar."""
-        return self.forward(x, training=False)
+        return self.forward(as_array(x, "x"), training=False)
 
     def save(self, path):
         from .saving import save_model

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..callbacks import History
+from .checks import as_array, first_bad_array, nonfinite_error
 
 
 def _check_compiled(model):
@@ -22,9 +23,7 @@ def _check_compiled(model):
 
 
 def _check_xy(x, y):
-    x, y = np.asarray(x), np.asarray(y)
-    if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(f"x and y must be arrays with a sample axis; got shapes {x.shape} and {y.shape}")
+    x, y = as_array(x, "x"), as_array(y, "y")
     if len(x) != len(y):
         raise ValueError(f"x and y must hold the same number of samples; got len(x)={len(x)} "
                          f"and len(y)={len(y)}")
@@ -63,15 +62,37 @@ def _step_logs(model, loss_sum, seen, prefix=""):
     return logs
 
 
-def train_batch(model, xb, yb, swb=None):
-    """One update: forward, loss, backward, optimizer step. Returns the batch loss."""
+REMEDY = "try a lower learning rate or clipnorm (gradient clipping)"
+
+
+def train_batch(model, xb, yb, swb=None, where=None, on_nonfinite="stop"):
+    """One update: forward, loss, backward, optimizer step. Returns the batch loss.
+
+    A NaN or Inf in the loss or a gradient stops before the update (NonFiniteError naming the
+    layer, the parameter and, from fit, the epoch and batch `where`), or with on_nonfinite='skip'
+    leaves the weights as they were and returns None. A weight made non-finite by the update
+    itself always stops."""
     loss = model.loss
     fused = _fuse(model, loss)
     out = model.forward(xb, training=True, return_logits=fused)
     value = loss.forward(out, yb, sample_weight=swb, mask=model.output_mask,
                          from_logits=fused or loss.from_logits)
+    if not np.isfinite(value):
+        if on_nonfinite == "skip":
+            return None
+        raise nonfinite_error("loss", None, value, where, REMEDY + "; the weights are those before this batch")
     model.backward(loss.backward(), from_logits=fused)
-    model.optimizer.apply(model.trainable_params(), model.trainable_grads())
+    grads = model.trainable_grads()
+    bad = first_bad_array(grads)
+    if bad is not None:
+        if on_nonfinite == "skip":
+            return None
+        raise nonfinite_error("the gradient", *bad, where, REMEDY + "; the weights are those before this batch")
+    params = model.trainable_params()
+    model.optimizer.apply(params, grads)
+    bad = first_bad_array(params)
+    if bad is not None:
+        raise nonfinite_error("the weight", *bad, where, "the update itself overflowed; " + REMEDY)
     for m in model.metrics:
         m.update(loss.y_prob, yb, model.output_mask)
     return value
@@ -79,8 +100,12 @@ def train_batch(model, xb, yb, swb=None):
 
 def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-        seed=None):
+        seed=None, on_nonfinite="stop"):
+    """on_nonfinite: 'stop' (NonFiniteError naming layer, parameter, epoch and batch) or 'skip' (leave out
+    a batch whose loss or gradients hold NaN/Inf; the count is in the logs as 'skipped_batches')."""
     _check_compiled(model)
+    if on_nonfinite not in ("stop", "skip"):
+        raise ValueError(f"on_nonfinite must be 'stop' or 'skip'; got {on_nonfinite!r}")
     x, y = _check_xy(x, y)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
@@ -138,14 +163,19 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         order = rng.permutation(n) if shuffle else np.arange(n)
         bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
                    disable=verbose != 1, unit="batch", dynamic_ncols=True, leave=True)
-        loss_sum, seen = 0.0, 0
+        loss_sum, seen, skipped = 0.0, 0, 0
         for b in range(n_batches):
             idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
-            value = train_batch(model, x[idx], y[idx], sw[idx] if weighted else None)
-            if not np.isfinite(value):
+            try:
+                value = train_batch(model, x[idx], y[idx], sw[idx] if weighted else None,
+                                    where=(epoch + 1, b + 1, n_batches), on_nonfinite=on_nonfinite)
+            except FloatingPointError:
                 bar.close()
-                raise FloatingPointError(f"the loss became {value} at epoch {epoch + 1}, batch {b + 1} of "
-                                         f"{n_batches}; try a lower learning rate or clipnorm")
+                raise
+            if value is None:                        # on_nonfinite='skip'
+                skipped += 1
+                bar.update(1)
+                continue
             loss_sum += value * len(idx)
             seen += len(idx)
             logs = _step_logs(model, loss_sum, seen)
@@ -153,7 +183,15 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             bar.update(1)
             for cb in cbs:
                 cb.on_batch_end(b, {"loss": value})
+        if seen == 0:
+            raise nonfinite_error("loss", None, float("nan"), (epoch + 1, n_batches, n_batches),
+                                  f"every batch of the epoch was skipped; {REMEDY}")
         logs = _step_logs(model, loss_sum, seen)
+        if on_nonfinite == "skip":
+            logs["skipped_batches"] = skipped
+            if skipped:
+                print(f"Epoch {epoch + 1}: skipped {skipped} of {n_batches} batches with a NaN or Inf "
+                      f"in the loss or the gradients", file=sys.stderr)
         if x_val is not None:
             logs.update(evaluate(model, x_val, y_val, batch_size=batch_size, prefix="val_"))
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
@@ -199,9 +237,7 @@ def evaluate(model, x, y, batch_size=32, sample_weight=None, verbose=0, prefix="
 
 
 def predict(model, x, batch_size=32, verbose=0):
-    x = np.asarray(x)
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"predict needs a batch of inputs; got shape {x.shape}")
+    x = as_array(x, "x")
     outs = [model.forward(x[b:b + batch_size], training=False)
             for b in tqdm(range(0, len(x), batch_size), disable=verbose != 1, file=sys.stderr, desc="predict")]
     return np.concatenate(outs, axis=0)
