@@ -7,9 +7,10 @@
 """
 __version__ = "0.1.0"
 
-from . import callbacks, datasets, initializers, losses, metrics, optimizers, schedules
+from . import callbacks, datasets, gradcheck, initializers, losses, metrics, optimizers, schedules
 from .layers import (Layer, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Embedding, Dense, Dropout,
                      Flatten)
+from .layers import RNN, Cell, SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells, register_cell
 from .models import Sequential, save_model, load_model
 from .optimizers import SGD, Adam, RMSprop
 from .losses import (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,

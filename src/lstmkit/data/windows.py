@@ -46,6 +46,38 @@ def lm_windows(ids, seq_len, stride=None):
     return X, Y
 
 
+def stateful_windows(ids, batch_size, seq_len):
+    """A long token stream laid out for stateful training, as char-rnn does:
+    ids (N,) -> X, Y (M * batch_size, seq_len), Y the next token of X.
+
+    The stream is cut into batch_size contiguous streams of L = (N - 1) //
+    batch_size tokens; stream b is ids[b*L : (b+1)*L]. Batch i (rows
+    i*batch_size .. i*batch_size + batch_size - 1, which is how fit takes them
+    with shuffle=False) holds window i of every stream, so row b of batch i+1
+    continues row b of batch i: a stateful layer carries each row's state
+    from one window to the next, and BPTT is truncated at the window
+    boundaries. M = L // seq_len windows per stream; the tail of each stream
+    that does not fill a window is left out.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ValueError(f"ids must be one token stream (N,); got shape {ids.shape}")
+    for name, v in (("batch_size", batch_size), ("seq_len", seq_len)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    L = (len(ids) - 1) // batch_size                                        # tokens per stream
+    M = L // seq_len                                                        # windows per stream
+    if M < 1:
+        raise ValueError(f"a text of {len(ids)} tokens is too short for {batch_size} streams of windows "
+                         f"of {seq_len}; it needs at least {batch_size * seq_len + 1}")
+    streams_x = ids[:batch_size * L].reshape(batch_size, L)[:, :M * seq_len]            # (B, M*T)
+    streams_y = ids[1:batch_size * L + 1].reshape(batch_size, L)[:, :M * seq_len]       # next tokens
+    # (B, M, T) -> (M, B, T): window i of every stream, one batch after the other
+    X = streams_x.reshape(batch_size, M, seq_len).transpose(1, 0, 2).reshape(M * batch_size, seq_len)
+    Y = streams_y.reshape(batch_size, M, seq_len).transpose(1, 0, 2).reshape(M * batch_size, seq_len)
+    return X, Y
+
+
 def chronological_split(n, test_fraction):
     """Index where the test part of n ordered items starts (the last test_fraction)."""
     if not 0 < test_fraction < 1:

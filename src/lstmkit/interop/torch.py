@@ -30,6 +30,15 @@ for Bidirectional, a list per layer for RNNStack). state_from_torch_layout()
 and state_to_torch_layout() convert between the two, for states as well as
 for their gradients (initial_state_grad has the same nesting).
 
+Masks and packed sequences: torch marks variable lengths by packing
+(pack_padded_sequence); lstmkit by a mask (B, T). The padded outputs torch
+gives back (pad_packed_sequence) are zeros, and h_n is the state at each
+sequence's last real step. from_torch() therefore sets
+zero_output_for_mask=True (Keras's default, False, repeats the previous output
+at masked steps instead), so that out, final_state and every gradient match
+torch with mask = arange(T) < lengths. to_torch() ignores the setting: torch
+has no masked steps to fill.
+
 Not carried over: dropout between stacked layers (torch applies it only in
 training; a warning says so); proj_size != 0 has no lstmkit equivalent and is
 refused.
@@ -78,8 +87,10 @@ def from_torch(module, engine="auto"):
 
     def direction(k, suffix):
         D_in = module.input_size if k == 0 else n_dirs * H
+        # zero_output_for_mask: padded outputs are 0, as pad_packed_sequence gives them
         layer = cls(H, return_sequences=True, go_backwards=suffix == "_reverse", use_bias=module.bias,
-                    two_biases=module.bias, dtype=dtype, engine=engine, input_dim=D_in, **options)
+                    two_biases=module.bias, dtype=dtype, engine=engine, input_dim=D_in,
+                    zero_output_for_mask=True, **options)
         w = {"W_x": _to_numpy(getattr(module, f"weight_ih_l{k}{suffix}")).T,     # (D_in, G*H)
              "W_h": _to_numpy(getattr(module, f"weight_hh_l{k}{suffix}")).T}     # (H, G*H)
         if module.bias:

@@ -1,6 +1,9 @@
 """Layers: each owns params and grads, with explicit forward and backward."""
 from .base import Layer, LAYER_REGISTRY, layer_from_config, serialize_layer
 from .recurrent import RNNLayer, SimpleRNN, LSTM, GRU
+from .cell import Cell, StackedRNNCells, register_cell, CELL_REGISTRY
+from .rnn_cells import SimpleRNNCell, LSTMCell, GRUCell
+from .rnn import RNN
 from .bidirectional import Bidirectional
 from .stack import RNNStack
 from .embedding import Embedding

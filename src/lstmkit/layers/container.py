@@ -31,6 +31,13 @@ class Container(Layer):
         for _, layer in self.sublayers():
             layer.zero_grads()
 
+    def reset_states(self):
+        """Forget the carried state of every stateful recurrent layer inside
+        (stateful=True; see layers/stateful.py)."""
+        for _, layer in self.sublayers():
+            if hasattr(layer, "reset_states"):
+                layer.reset_states()
+
     def set_weights(self, weights):
         for prefix, layer in self.sublayers():
             mine = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + "/")}

@@ -10,6 +10,12 @@ second bias b_h (G*H,). G = 4 for the LSTM (i, f, g, o), 3 for the GRU
 (r, z, n), 1 for the simple RNN. One bias is Keras's layout and gives Keras's
 parameter counts; the GRU with reset_after=True keeps two biases by default,
 as both Keras and PyTorch do, because b_hn sits inside r * (h W_hn + b_hn).
+
+Masks: a masked step carries the state; what the output sequence holds there
+is ``zero_output_for_mask`` (layers/masked_outputs.py): the previous output
+(False, Keras's default) or 0 (True, PyTorch's packed sequences). The engines
+write 0; the layer repeats the previous output on top of them, so the kernels
+know one convention only. ``stateful=True``: layers/stateful.py.
 """
 import numpy as np
 
@@ -17,7 +23,9 @@ from .. import initializers, kernels
 from ..engines import get_engine
 from ..kernels import packed
 from .base import Layer, register
+from .masked_outputs import repeat_last_output, route_repeated_grads, last_output_rows
 from .packed import PackedWeights
+from .stateful import StatefulMixin
 from .stream import Stream
 
 
@@ -37,7 +45,7 @@ def _same_array(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b)
 
 
-class RNNLayer(Layer):
+class RNNLayer(StatefulMixin, Layer):
     """Base of SimpleRNN, LSTM and GRU. Not used directly."""
 
     cell = None
@@ -46,8 +54,8 @@ class RNNLayer(Layer):
     def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
                  dropout=0.0, recurrent_dropout=0.0, use_bias=True, two_biases=False,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", engine="auto", input_dim=None, input_shape=None,
-                 **kwargs):
+                 bias_initializer="zeros", engine="auto", stateful=False, zero_output_for_mask=False,
+                 input_dim=None, input_shape=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"units must be a positive integer; got {units!r}")
@@ -55,6 +63,9 @@ class RNNLayer(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.states = None                                # the carried state (stateful=True)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.dropout = _check_rate("dropout", dropout)
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
         self.use_bias = bool(use_bias)
@@ -155,9 +166,15 @@ class RNNLayer(Layer):
         return out
 
     def compute_mask(self, x, mask):
-        if mask is None or not self.return_sequences:
-            return None
-        return mask[:, ::-1] if self.go_backwards else mask
+        out_mask = None
+        if mask is not None and self.return_sequences:
+            out_mask = mask[:, ::-1] if self.go_backwards else mask
+        if self.return_state:
+            return [out_mask] + [None] * len(self.state_names)     # one per returned array, as Keras
+        return out_mask
+
+    def _state_shapes(self, B):
+        return [(B, self.units)] * len(self.state_names)
 
     # ---- forward over time ----------------------------------------------------------
     def _check_input(self, x):
@@ -186,7 +203,8 @@ class RNNLayer(Layer):
 
     def forward(self, x, training=False, mask=None, initial_state=None):
         x = self._check_input(x)                                                  # (B, T, D)
-        state0 = self._initial_state(initial_state, x.shape[0])
+        mask = self._check_mask(mask, x.shape)
+        state0 = self._initial_state(self._carried_state(initial_state, x.shape[0]), x.shape[0])
         if not training:
             # inference keeps no caches; a backward() afterwards reruns the forward with them
             hs, state = self._infer(lambda engine, p, need: engine.forward(
@@ -194,8 +212,17 @@ class RNNLayer(Layer):
                 reverse=self.go_backwards, need_cache=False, need_outputs=need,
                 **self.cell_options())[:2])
             self._cache = ("deferred", lambda: x, state0, mask)
-            return self._outputs(hs, state)
+            return self._outputs(hs, state, mask)
         return self._forward_cached(x, state0, mask, training)
+
+    def _check_mask(self, mask, shape):
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.shape != shape[:2]:
+            raise ValueError(f"{self._what()}: mask must have shape {shape[:2]} (batch, time) to match "
+                             f"the input {shape}; got {mask.shape}")
+        return mask.astype(bool, copy=False)
 
     def forward_from_embedding(self, ids, embeddings, mask=None, initial_state=None):
         """Inference on token ids (B, T) fed through an embedding table (V, D):
@@ -211,13 +238,14 @@ class RNNLayer(Layer):
         if embeddings.shape[1] != D:
             raise ValueError(f"{type(self).__name__} {self.name!r} was built for {D} input features; "
                              f"the embedding table has {embeddings.shape[1]}")
-        state0 = self._initial_state(initial_state, ids.shape[0])
+        mask = self._check_mask(mask, ids.shape)
+        state0 = self._initial_state(self._carried_state(initial_state, ids.shape[0]), ids.shape[0])
         table = self._folded_table(engine, embeddings)
         hs, state = self._infer(lambda engine, p, need: engine.forward_lookup(
             ids, table, p["W_h"], state0, mask=mask, reverse=self.go_backwards, need_outputs=need,
             **self.lookup_options()))
         self._cache = ("deferred", lambda: embeddings[ids], state0, mask)
-        return self._outputs(hs, state)
+        return self._outputs(hs, state, mask)
 
     def _folded_table(self, engine, embeddings):
         """engine.project_table of the embeddings and this layer's input side,
@@ -247,13 +275,24 @@ class RNNLayer(Layer):
         """run(engine, params, need_outputs) -> (hs or None, state); records the final state."""
         hs, state = run(self.engine_module(False), self.params, self.return_sequences)
         self.final_state = state
+        self._keep_state(state)
         return hs, state
 
-    def _outputs(self, hs, state):
+    def _reading_order_mask(self, mask):
+        return mask[:, ::-1] if self.go_backwards else mask
+
+    def _outputs(self, hs, state, mask):
         if self.return_sequences:
-            out = hs[:, ::-1] if self.go_backwards else hs                        # (B, T, H)
+            out = hs[:, ::-1] if self.go_backwards else hs                        # (B, T, H) reading order
+            if mask is not None and not self.zero_output_for_mask:
+                # a masked step repeats the previous output (the engines wrote 0)
+                out = repeat_last_output(out, self._reading_order_mask(mask))
         else:
             out = state[0]                                                        # (B, H)
+            if mask is not None:
+                rows = last_output_rows(mask)
+                if not rows.all():
+                    out = np.where(rows[:, None], out, 0).astype(self.dtype)    # nothing read: 0
         if self.return_state:
             return [out, *state]
         return out
@@ -279,9 +318,10 @@ class RNNLayer(Layer):
         hs, state, cache = engine.forward(x, p["W_x"], p["W_h"], p.get("b_x"), p.get("b_h"), state0,
                                           mask=mask, reverse=self.go_backwards, **extra,
                                           need_outputs=self.return_sequences, **self.cell_options())
-        self._cache = (engine, cache, input_drop)
+        self._cache = (engine, cache, input_drop, mask)
         self.final_state = state
-        return self._outputs(hs, state)
+        self._keep_state(state)
+        return self._outputs(hs, state, mask)
 
     def backward(self, dout, dstate=None):
         """dstate (optional): gradients for final_state, one per state (None = 0),
@@ -293,7 +333,7 @@ class RNNLayer(Layer):
             # cache: run it again with the caches; no dropout, so same outputs
             _, inputs, state0, mask = self._cache
             self._forward_cached(self._check_input(inputs()), state0, mask, False)
-        engine, cache, input_drop = self._cache
+        engine, cache, input_drop, mask = self._cache
         extra = [None] * len(self.state_names) if dstate is None else list(dstate)
         dstate = [None] * len(self.state_names)
         if self.return_state:
@@ -301,9 +341,16 @@ class RNNLayer(Layer):
             dstate = list(ds)
         dstate = [a if b is None else (b if a is None else a + b) for a, b in zip(dstate, extra)]
         dhs = None
-        if self.return_sequences:
+        if dout is None:
+            pass                                                                  # the output was not used
+        elif self.return_sequences:
+            if mask is not None and not self.zero_output_for_mask:
+                # backprop through the repetition: a masked step's gradient goes to the step it copies
+                dout = route_repeated_grads(np.asarray(dout), self._reading_order_mask(mask))
             dhs = np.ascontiguousarray(dout[:, ::-1] if self.go_backwards else dout, dtype=self.dtype)
         else:
+            if mask is not None:
+                dout = np.where(last_output_rows(mask)[:, None], dout, 0)       # rows that output 0
             # the output is the final hidden state: its gradient joins dh_T
             dstate[0] = dout if dstate[0] is None else dstate[0] + dout
         dstate = tuple(None if d is None else np.ascontiguousarray(d, dtype=self.dtype) for d in dstate)
@@ -408,10 +455,19 @@ class RNNLayer(Layer):
                    use_bias=self.use_bias, two_biases=self.two_biases,
                    kernel_initializer=self.kernel_initializer,
                    recurrent_initializer=self.recurrent_initializer,
-                   bias_initializer=self.bias_initializer, engine=self.engine)
+                   bias_initializer=self.bias_initializer, engine=self.engine,
+                   stateful=self.stateful, zero_output_for_mask=self.zero_output_for_mask)
         if self.built:
             cfg["input_shape"] = list(self.input_shape)
         return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        # a config without the key was written before zero_output_for_mask existed, when
+        # masked steps output 0: such a model loads with the outputs it was trained on
+        config.setdefault("zero_output_for_mask", True)
+        return cls(**config)
 
 
 @register

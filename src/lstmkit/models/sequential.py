@@ -64,6 +64,9 @@ class Sequential(Container):
         if getattr(layer, "return_state", False):
             raise ValueError(f"layers of a Sequential have one output; layer {layer.name!r} has "
                              f"return_state=True")
+        if hasattr(layer, "merge_mode") and layer.merge_mode is None:
+            raise ValueError(f"layers of a Sequential have one output; layer {layer.name!r} has "
+                             f"merge_mode=None (two outputs): use lk.Model, or a merge mode")
         if layer.name in {l.name for l in self.layers}:
             raise ValueError(f"layer name {layer.name!r} is used twice in model {self.name!r}; "
                              f"names key the saved weights")

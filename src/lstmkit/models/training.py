@@ -135,6 +135,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     else:
         x_val = y_val = None
 
+    stateful = _check_stateful(model, len(x), batch_size, shuffle, None if x_val is None else len(x_val))
+
     if seed is None:
         seed = model.seed
     rng = np.random.default_rng(seed)
@@ -160,6 +162,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             cb.on_epoch_begin(epoch)
         for m in model.metrics:
             m.reset()
+        if stateful:
+            _reset_states(model)                  # each epoch reads the sequences from their start
         order = rng.permutation(n) if shuffle else np.arange(n)
         bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
                    disable=verbose != 1, unit="batch", dynamic_ncols=True, leave=True)
@@ -193,6 +197,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 print(f"Epoch {epoch + 1}: skipped {skipped} of {n_batches} batches with a NaN or Inf "
                       f"in the loss or the gradients", file=sys.stderr)
         if x_val is not None:
+            if stateful:
+                _reset_states(model)              # validation sequences start from zeros too
             logs.update(evaluate(model, x_val, y_val, batch_size=batch_size, prefix="val_"))
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
         bar.close()
@@ -206,6 +212,31 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     for cb in cbs:
         cb.on_train_end()
     return history
+
+
+def _check_stateful(model, n, batch_size, shuffle, n_val):
+    """Whether the model has stateful layers (stateful=True: batch i continues
+    the sequences of batch i-1); if so, fit must keep the order of the samples
+    and every batch must be full."""
+    layers = [l for l in _all_layers(model) if getattr(l, "stateful", False)]
+    if not layers:
+        return False
+    name = layers[0].name
+    if shuffle:
+        raise ValueError(f"layer {name!r} is stateful: batch i continues the sequences of batch i-1, "
+                         f"so fit needs shuffle=False")
+    for what, count in (("training", n), ("validation", n_val)):
+        if count and count % batch_size:
+            raise ValueError(f"layer {name!r} is stateful, so every batch must hold batch_size={batch_size} "
+                             f"sequences; the {what} data have {count} samples, not a multiple of "
+                             f"{batch_size} (lstmkit.data.windows.stateful_windows lays a text out so)")
+    return True
+
+
+def _reset_states(model):
+    for layer in _all_layers(model):
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_states"):
+            layer.reset_states()
 
 
 def _all_layers(layer):
