@@ -93,11 +93,20 @@ class Layer:
 
 
 def layer_from_config(spec):
-    """spec = {"class_name": ..., "config": {...}}, as written by serialize_layer."""
+    """spec = {"class_name": ..., "config": {...}}, as written by serialize_layer.
+    A malformed spec is a ValueError (or a TypeError for a bad argument) naming the layer class."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
+            or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"a layer spec is a dict {{'class_name': str, 'config': dict}}; got "
+                         f"{type(spec).__name__} {str(spec)[:80]}")
     cls = LAYER_REGISTRY.get(spec["class_name"])
     if cls is None:
         raise ValueError(f"unknown layer class {spec['class_name']!r}; known: {sorted(LAYER_REGISTRY)}")
-    return cls.from_config(spec["config"])
+    try:
+        return cls.from_config(spec["config"])
+    except (KeyError, IndexError, AttributeError, RecursionError, OverflowError) as e:
+        raise ValueError(f"the config of layer class {spec['class_name']!r} is malformed "
+                         f"({type(e).__name__}: {str(e)[:80]})") from None
 
 
 def serialize_layer(layer):

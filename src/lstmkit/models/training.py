@@ -80,7 +80,8 @@ def train_batch(model, xb, yb, swb=None, where=None, on_nonfinite="stop"):
     if not np.isfinite(value):
         if on_nonfinite == "skip":
             return None
-        raise nonfinite_error("loss", None, value, where, REMEDY + "; the weights are those before this batch")
+        raise nonfinite_error("loss", None, value, where, _blame(model, xb) + REMEDY +
+                              "; the weights are those before this batch")
     model.backward(loss.backward(), from_logits=fused)
     grads = model.trainable_grads()
     bad = first_bad_array(grads)
@@ -96,6 +97,29 @@ def train_batch(model, xb, yb, swb=None, where=None, on_nonfinite="stop"):
     for m in model.metrics:
         m.update(loss.y_prob, yb, model.output_mask)
     return value
+
+
+def _blame(model, xb):
+    """Which layer's output first holds a NaN or Inf on this batch, and its largest weight, in words
+    (for the message when the loss is not finite); '' where that cannot be told."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return ""
+    out, mask = xb, None
+    try:
+        for layer in layers:
+            new = layer.forward(out, training=False, mask=mask)
+            mask = layer.compute_mask(out, mask)
+            out = new
+            arr = out[0] if isinstance(out, (list, tuple)) else out
+            if first_bad_array({"x": np.asarray(arr, np.float64)}) is not None:
+                big = max(layer.params.items(), key=lambda kv: np.abs(kv[1]).max(), default=None)
+                where = (f"; its largest weight is {big[0]!r} with |w| = {np.abs(big[1]).max():.3g}"
+                         if big is not None else "")
+                return f"the output of layer {layer.name!r} is the first to overflow{where}; "
+    except Exception:                        # only a diagnosis: never hide the NaN itself
+        return ""
+    return ""
 
 
 def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
