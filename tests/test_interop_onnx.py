@@ -86,6 +86,24 @@ def test_export_runs_in_onnxruntime_like_lstmkit(cell, shape, padding):
         assert again.layers[0].mask_zero == (padding is not None)
 
 
+@pytest.mark.parametrize("zero_output", [False, True])
+def test_masked_steps_follow_zero_output_for_mask(zero_output):
+    # Keras's convention (False) repeats the last real output over post-padding: the graph
+    # puts it back with a Where; with True the operators' zeros stand
+    rng = np.random.default_rng(9)
+    model = randomize(lk.Sequential([lk.Embedding(30, 5, input_length=9, mask_zero=True),
+                                     lk.LSTM(4, return_sequences=True, zero_output_for_mask=zero_output)]))
+    x = padded_ids(rng, "post")
+    out = model.predict(x)
+    assert (np.abs(out[0, 4:]).max() == 0) == zero_output                 # row 0 has 4 real steps
+    proto = to_onnx(model)
+    assert ("Where" in {n.op_type for n in proto.graph.node}) != zero_output
+    np.testing.assert_allclose(ort_run(proto, x), out, atol=ATOL)
+    again = from_onnx(proto)
+    assert again.layers[1].zero_output_for_mask == zero_output
+    np.testing.assert_allclose(again.predict(x), out, atol=1e-6)
+
+
 def test_the_padding_side_matters():
     # a check that can fail: pre-padded data through a graph exported for post padding
     rng = np.random.default_rng(3)
@@ -167,6 +185,12 @@ def test_what_the_export_refuses():
                                     lk.LSTM(3, go_backwards=True, return_sequences=True)])
     with pytest.raises(ExportError, match="go_backwards=True outside a Bidirectional"):
         to_onnx(masked_reverse)
+    stateful = lk.Sequential([lk.GRU(3, stateful=True, input_shape=(None, 2))])
+    with pytest.raises(ExportError, match="stateful=True"):
+        to_onnx(stateful)
+    cell = lk.Sequential([lk.layers.RNN(lk.layers.LSTMCell(3), input_shape=(None, 2))])
+    with pytest.raises(ExportError, match="RNN\\(cell\\)"):
+        to_onnx(cell)
     with pytest.raises(ValueError, match="opset must be an integer >= 17"):
         to_onnx(lk.Sequential([lk.LSTM(3, input_shape=(None, 2))]), opset=13)
     with pytest.raises(ValueError, match="padding must be one of"):

@@ -29,6 +29,16 @@ padding="pre" (what `lstmkit classify` writes) first moves each sequence's real
 steps to the front with two ReverseSequence nodes and moves the outputs back
 after the recurrent layers. A 0 id between real tokens is not padding the
 operators can skip: lstmkit skips that step, the exported graph does not.
+
+What a masked step outputs (zero_output_for_mask): the operators give 0 past a
+sequence's length. Keras's convention (zero_output_for_mask=False, the
+default) repeats the previous output in reading order instead: with post
+padding that is the last real output, which the graph puts back with a Where
+on Y_h; with pre padding the padding is read before any real step, where the
+previous output is 0, the operators' own answer. A go_backwards layer outside
+a Bidirectional returns its sequence reversed, padding and all: refused with
+a mask. Bidirectional outputs 0 at masked steps (Keras's rule), as the
+operators do.
 """
 import json
 
@@ -41,6 +51,7 @@ from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
 from ..layers.flatten import Flatten
 from ..layers.recurrent import GRU, LSTM, RNNLayer, SimpleRNN
+from ..layers.rnn import RNN
 from ..layers.stack import RNNStack
 
 OPSET = 17
@@ -141,7 +152,7 @@ class _Mask:
 
     def __init__(self, g, ids, padding):
         self.padding = padding
-        mask = g.node("Not", [g.node("Equal", [ids, g.const(0)])], hint="mask")                # (B, T) bool
+        self.mask = mask = g.node("Not", [g.node("Equal", [ids, g.const(0)])], hint="mask")    # (B, T) bool
         self.lens64 = g.reduce("ReduceSum", g.node("Cast", [mask], to=7), [1], keepdims=0)     # (B,) int64
         self.lens = g.node("Cast", [self.lens64], to=6, hint="seq_lens")                       # (B,) int32
 
@@ -170,6 +181,9 @@ def _recurrent_levels(layer):
         if f.go_backwards or not b.go_backwards:
             raise ExportError(f"Bidirectional {layer.name!r}: the export needs a forward_layer that reads "
                               f"forwards and a backward_layer with go_backwards=True")
+        if f.return_sequences and not (f.zero_output_for_mask and b.zero_output_for_mask):
+            raise ExportError(f"Bidirectional {layer.name!r}: a direction with zero_output_for_mask=False "
+                              f"(Bidirectional sets it True when it returns sequences, as Keras does)")
         return [(f, b, layer.merge_mode)]
     return [(layer, None, None)]
 
@@ -181,6 +195,10 @@ def _check_recurrent(layer):
                           f"ONNX operators cover (LSTM, GRU, SimpleRNN)")
     if layer.return_state:
         raise ExportError(f"layer {layer.name!r}: return_state=True has no place in a one-output model graph")
+    if layer.stateful:
+        raise ExportError(f"layer {layer.name!r}: stateful=True carries the state from one call to the next; "
+                          f"the exported graph starts every call from zeros (export a copy built with "
+                          f"stateful=False)")
 
 
 def _direction_weights(layer):
@@ -261,6 +279,13 @@ def _export_level(g, flow, fwd, bwd, merge_mode):
         if merge_mode not in (None, "concat"):
             out = _reduce_dirs(g, out, merge_mode, axis=2)                 # (B, T, 1, H)
         out = g.node("Reshape", [out, g.const([0, 0, width])])             # (B, T, width)
+        if mask is not None and not fwd.zero_output_for_mask and bwd is None and mask.padding == "post":
+            # Keras's convention: a masked step repeats the previous output. Post-padding
+            # comes after the real steps, so that is the last real output, Y_h; pre-padding
+            # comes before any, where the previous output is 0, as the operator gives
+            last = g.node("Transpose", [y_h], perm=[1, 0, 2])              # (B, 1, H)
+            real = g.node("Unsqueeze", [mask.mask, g.const([2])])          # (B, T, 1)
+            out = g.node("Where", [real, out, last], hint="repeat_last")
         if reverse_alone:
             out = g.reverse_time(out)                                      # lstmkit returns it reversed
         return flow.to(out)
@@ -283,6 +308,9 @@ def _export_layer(g, layer, flow, padding):
         E = g.init(np.asarray(layer.params["embeddings"], np.float32), "embeddings")
         mask = _Mask(g, flow.name, padding) if layer.mask_zero else None
         return _Flow(g.node("Gather", [E, flow.name], axis=0, hint="embedded"), "seq", mask)
+    if isinstance(layer, RNN):
+        raise ExportError(f"layer {layer.name!r}: RNN(cell) runs a cell written in Python; the ONNX operators "
+                          f"cover the LSTM, GRU and SimpleRNN layers (build the model with those)")
     if isinstance(layer, (RNNLayer, Bidirectional, RNNStack)):
         for fwd, bwd, mode in _recurrent_levels(layer):
             flow = _export_level(g, flow, fwd, bwd, mode)

@@ -17,6 +17,10 @@ embedding table, or float sequences) and one output, made of
     sequence_lens counted from the ids != 0     -> Embedding(mask_zero=True); pre-padded graphs
                                                    (ReverseSequence around the operators, as
                                                    lstmkit exports them) too
+    Where(mask, Y, Y_h)                         -> zero_output_for_mask=False (lstmkit's export of
+                                                   Keras's convention); the recurrent layers are
+                                                   otherwise made with zero_output_for_mask=True,
+                                                   because the operators output 0 past a length
 
 with initial states left out or zeros (constants, or ConstantOfShape of a
 shape computed from the input, as torch.onnx.export writes them), and the
@@ -475,6 +479,30 @@ class _Importer:
             return Data("eq0", a.pos)
         self.fail(node, "a comparison other than ids == 0 (padding)")
 
+    def op_Unsqueeze(self, node, ins):
+        v = self.data(node, ins[0], ("mask",))
+        axes = self.attrs(node).get("axes")
+        if axes is None:
+            axes = self.const(node, node.input[1], "axes")
+        if list(np.atleast_1d(axes)) not in ([2], [-1]):
+            self.fail(node, "the padding mask is read unsqueezed on its last axis only")
+        return Data("mask3", v.pos)
+
+    def op_Where(self, node, ins):
+        """Where(mask (B, T, 1), outputs, last output (B, 1, H)): a masked step repeats the
+        last real output -- Keras's zero_output_for_mask=False, post-padded, as lstmkit exports it."""
+        cond, seq, last = ins
+        self.data(node, cond, ("mask3",), "condition")
+        seq = self.data(node, seq, ("seq",), "outputs")
+        last = self.data(node, last, ("Yh",), "fill")
+        lvl = seq.level_out
+        if (lvl is None or last.level is not lvl or lvl.directions != ["forward"] or seq.layout != "BT"
+                or seq.frame != "normal" or last.axes != ["B", "D", "H"]):
+            self.fail(node, "a Where lstmkit reads only as a one-way layer's masked steps repeating its "
+                            "last real output")
+        lvl.added.zero_output_for_mask = False
+        return seq.but(level_out=lvl)
+
     def op_Not(self, node, ins):
         v = self.data(node, ins[0], ("eq0",))
         return Data("mask", v.pos)
@@ -644,8 +672,10 @@ class _Importer:
         dirs = ["forward", "reverse"] if n_dirs == 2 else [direction]
         layers = []
         for d, name in enumerate(dirs):
+            # zero_output_for_mask: the operators output 0 past a sequence's length
             layer = cls(H, return_sequences=True, go_backwards=name == "reverse", use_bias=B is not None,
-                        two_biases=B is not None, dtype=dtype, input_dim=D, **options)
+                        two_biases=B is not None, dtype=dtype, input_dim=D, zero_output_for_mask=True,
+                        **options)
             w = {"W_x": reorder_gates(W[d].T, cls, H, inverse=True),               # (D, GH)
                  "W_h": reorder_gates(R[d].T, cls, H, inverse=True)}               # (H, GH)
             if B is not None:
@@ -741,7 +771,7 @@ def _describe(v):
         return {"ids": "the token ids", "seq": "a sequence", "vec": "vectors (batch, features)",
                 "Y": "a recurrent node's output sequence", "Yh": "a recurrent node's final states",
                 "Yc": "an LSTM node's final cell state", "eq0": "a padding test", "mask": "the padding mask",
-                "lens": "the sequence lengths", "Yhs": "the final states of stacked layers"}[v.kind]
+                "lens": "the sequence lengths", "mask3": "the padding mask", "Yhs": "the final states of stacked layers"}[v.kind]
     if isinstance(v, Const):
         return f"a constant of shape {v.a.shape}"
     if isinstance(v, Zeros):
