@@ -53,6 +53,7 @@ from ..layers.flatten import Flatten
 from ..layers.recurrent import GRU, LSTM, RNNLayer, SimpleRNN
 from ..layers.rnn import RNN
 from ..layers.stack import RNNStack
+from .common import recurrent_levels
 
 OPSET = 17
 ONNX_OP = {LSTM: "LSTM", GRU: "GRU", SimpleRNN: "RNN"}
@@ -172,20 +173,16 @@ def _unshift(g, flow):
 
 
 def _recurrent_levels(layer):
-    """The levels a recurrent layer exports as, one per stacked layer:
-    (forward RNNLayer, backward RNNLayer or None, merge mode or None)."""
-    if isinstance(layer, RNNStack):
-        return [lvl for sub in layer.layers for lvl in _recurrent_levels(sub)]
-    if isinstance(layer, Bidirectional):
-        f, b = layer.forward_layer, layer.backward_layer
-        if f.go_backwards or not b.go_backwards:
-            raise ExportError(f"Bidirectional {layer.name!r}: the export needs a forward_layer that reads "
-                              f"forwards and a backward_layer with go_backwards=True")
-        if f.return_sequences and not (f.zero_output_for_mask and b.zero_output_for_mask):
+    """recurrent_levels, with Keras's Bidirectional masked-output rule checked."""
+    try:
+        levels = recurrent_levels(layer)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    for f, b, _ in levels:
+        if b is not None and f.return_sequences and not (f.zero_output_for_mask and b.zero_output_for_mask):
             raise ExportError(f"Bidirectional {layer.name!r}: a direction with zero_output_for_mask=False "
                               f"(Bidirectional sets it True when it returns sequences, as Keras does)")
-        return [(f, b, layer.merge_mode)]
-    return [(layer, None, None)]
+    return levels
 
 
 def _check_recurrent(layer):
