@@ -18,3 +18,9 @@ from .losses import (BinaryCrossentropy, CategoricalCrossentropy, SparseCategori
 from .callbacks import (Callback, History, EarlyStopping, ModelCheckpoint, CSVLogger,
                         LearningRateScheduler)
 from .schedules import StepDecay, ExponentialDecay, CosineDecay
+
+
+def from_onnx(path):
+    """An lstmkit model from an ONNX file of LSTM/GRU/RNN operators (lstmkit.interop.onnx_import)."""
+    from .interop.onnx_import import from_onnx as _from_onnx
+    return _from_onnx(path)

@@ -39,6 +39,9 @@ at masked steps instead), so that out, final_state and every gradient match
 torch with mask = arange(T) < lengths. to_torch() ignores the setting: torch
 has no masked steps to fill.
 
+Whole models: to_torch(model) / from_torch(module) for a Sequential, in
+lstmkit.interop.torch_model (the layers above are the recurrent part of it).
+
 Not carried over: dropout between stacked layers (torch applies it only in
 training; a warning says so); proj_size != 0 has no lstmkit equivalent and is
 refused.
@@ -71,8 +74,14 @@ def _layer_kind(module):
     raise TypeError(f"from_torch expects torch.nn.LSTM, GRU or RNN; got {type(module).__name__}")
 
 
-def from_torch(module, engine="auto"):
-    """The lstmkit equivalent of a torch.nn.LSTM, GRU or RNN, with its weights."""
+def from_torch(module, engine="auto", model=None):
+    """The lstmkit equivalent of a torch.nn.LSTM, GRU or RNN, with its weights;
+    or, for a whole model made by to_torch(model) (a TorchModel, perhaps trained
+    in torch since), the lstmkit model with the module's weights -- loaded into
+    `model` when given (lstmkit.interop.torch_model)."""
+    from .torch_model import TorchModel, model_from_torch
+    if isinstance(module, TorchModel):
+        return model_from_torch(module, model)
     cls, options = _layer_kind(module)
     if getattr(module, "proj_size", 0):
         raise ValueError(f"proj_size={module.proj_size} is not supported: lstmkit's LSTM has no "
@@ -145,7 +154,13 @@ def _torch_class(layer):
 
 
 def to_torch(layer):
-    """A torch.nn.LSTM / GRU / RNN (batch_first=True) computing what layer computes."""
+    """A torch.nn.LSTM / GRU / RNN (batch_first=True) computing what a recurrent
+    layer computes; for a whole model (Sequential), a torch.nn.Module with the
+    same outputs (lstmkit.interop.torch_model.TorchModel)."""
+    from ..models.sequential import Sequential
+    if isinstance(layer, Sequential):
+        from .torch_model import model_to_torch
+        return model_to_torch(layer)
     levels = _torch_levels(layer)
     first = levels[0][0]
     for l in (l for lvl in levels for l in lvl):
