@@ -79,8 +79,6 @@ API = [
     ("no time steps", lambda: seq().predict(np.zeros((2, 0, 2)))),
     ("ragged sequences", lambda: seq(emb=True).predict([[1, 2, 3], [4]])),
     ("None as input", lambda: seq().predict(None)),
-    ("all-padding training sequence",
-     lambda: fit(seq(emb=True, mask=True), np.array([[1, 2, 0], [0, 0, 0]]), np.ones((2, 1)))),
     ("NaN in the inputs", lambda: fit(seq(), np.where(X == X[1, 2, 0], np.nan, X), np.ones((4, 1)))),
     ("Inf in the labels", lambda: fit(seq(), X, np.array([[1.0], [np.inf], [0.0], [1.0]]))),
     ("labels of the wrong shape", lambda: fit(seq(), X, np.ones((4, 3)))),

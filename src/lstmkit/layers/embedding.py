@@ -73,15 +73,6 @@ class Embedding(Layer):
 
     def forward(self, x, training=False, mask=None):
         ids = as_token_ids(x, self.name, self.input_dim)                                  # (B, T)
-        if training and self.mask_zero:
-            empty = ~(ids != 0).any(axis=1)
-            if empty.any():
-                # the recurrent layer would read nothing and learn to answer an empty input;
-                # in prediction an all-padding sample is allowed (its output is the initial state's)
-                rows = np.flatnonzero(empty)
-                raise ValueError(f"Embedding {self.name!r} (mask_zero=True): training sample {rows[0]} of the "
-                                 f"batch is all padding (id 0 at every step; {len(rows)} of {len(ids)} are); "
-                                 f"there is nothing to learn from: drop such samples")
         self._ids = ids
         # np.take, not table[ids]: same rows, 2.5-3x faster for (32, 500) and (128, 500)
         # ids with E = 32 (a compiled gather measured no faster than np.take)
