@@ -157,6 +157,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             bar.update(1)
             for cb in cbs:
                 cb.on_batch_end(b, {"loss": value})
+            if model.stop_training:
+                break                    # a callback asked to stop now (a time budget), as Keras does
         logs = _step_logs(model, loss_sum, seen)
         if x_val is not None:
             if stateful:
