@@ -1,11 +1,21 @@
 """PNG plots for the applications (matplotlib, Agg backend: no display needed).
 
-Every figure is written atomically (temporary file, then rename). Labels with
-characters the available fonts cannot draw (Chinese, without a CJK font
-installed) fall back to a CJK font if one is found, else to '?' per glyph.
+Every figure is written atomically (temporary file, then rename).
+
+Chinese (and Japanese, Korean) text: matplotlib's own font, DejaVu Sans, has no
+CJK glyphs, and draws boxes with a "Glyph ... missing" warning. use_cjk_font()
+registers a CJK font -- Debian's fonts-wqy-microhei (WenQuanYi Micro Hei,
+1.6 MB) through the data cache, or one installed on the system -- and puts it
+after DejaVu Sans in the font family list, so matplotlib draws Latin text with
+DejaVu Sans and falls back to the CJK font for the rest (matplotlib >= 3.6).
+Plots call it without fetching (a font already in the cache or on the system
+is used); the applications that plot Chinese fetch it. Characters that no
+registered font can draw are replaced by '?' (drawable), so a plot never shows
+boxes.
 """
 import functools
-import warnings
+import glob
+import os
 
 import numpy as np
 
@@ -13,39 +23,84 @@ from .io import atomic_path
 
 _CJK_HINTS = ("CJK", "WenQuanYi", "Noto Sans SC", "Noto Serif SC", "SimHei", "Source Han", "AR PL",
               "Droid Sans Fallback", "Microsoft YaHei")
+CJK_FONT_DATASET = "fonts-wqy-microhei"
+CJK_FONT_FILE = "wqy-microhei.ttc"
+BASE_FONT = "DejaVu Sans"
+_families = [BASE_FONT]                    # what figures draw with, first choice first
 
 
 def _plt():
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    if len(_families) == 1:
+        use_cjk_font(fetch=False)          # a CJK font already on this machine, if any
     return plt
 
 
+def _cached_font_file(fetch, log):
+    """The font file of the data set fonts-wqy-microhei, or None."""
+    try:
+        from . import datasets
+    except ImportError:
+        return None
+    try:
+        root = datasets.fetch(CJK_FONT_DATASET, log=log) if fetch else datasets.path(CJK_FONT_DATASET)
+    except Exception as e:               # not fetched yet, or no registry reachable
+        if fetch and log:
+            log(f"note: no CJK font for the plots ({' '.join(str(e).split())}); Chinese shows as '?'")
+        return None
+    found = sorted(glob.glob(os.path.join(os.fspath(root), "**", CJK_FONT_FILE), recursive=True))
+    return found[0] if found else None
+
+
+def use_cjk_font(fetch=False, log=None):
+    """Make figures draw Chinese: register a CJK font (see the module
+    docstring) and return its family name, or None when there is none
+    (fetch=True fetches fonts-wqy-microhei into the data cache first)."""
+    import matplotlib
+    from matplotlib import font_manager
+    if len(_families) > 1:
+        return _families[1]
+    name = None
+    path = _cached_font_file(False, log) or (None if not fetch else _cached_font_file(True, log))
+    if path:
+        font_manager.fontManager.addfont(path)
+        name = font_manager.FontProperties(fname=path).get_name()
+    else:
+        for f in font_manager.fontManager.ttflist:
+            if any(h.lower() in f.name.lower() for h in _CJK_HINTS):
+                name = f.name
+                break
+    if name is None:
+        return None
+    _families.append(name)
+    # a list of concrete families (not "sans-serif"): matplotlib falls back along it glyph by glyph
+    matplotlib.rcParams["font.family"] = list(_families)
+    _charmap.cache_clear()
+    return name
+
+
 @functools.lru_cache(maxsize=None)
-def _fonts():
-    """(font family to use, set of code points it can draw)."""
+def _charmap():
+    """The code points some font of the family list can draw."""
     from matplotlib import font_manager, ft2font
-    for f in font_manager.fontManager.ttflist:
-        if any(h.lower() in f.name.lower() for h in _CJK_HINTS):
-            try:
-                return f.name, frozenset(ft2font.FT2Font(f.fname).get_charmap())
-            except Exception:
-                continue
-    path = font_manager.findfont("DejaVu Sans")
-    return "DejaVu Sans", frozenset(ft2font.FT2Font(path).get_charmap())
+    chars = set()
+    for family in _families:
+        path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        chars |= set(ft2font.FT2Font(path).get_charmap())
+    return frozenset(chars)
 
 
 def drawable(label):
-    """The label with every character the font cannot draw replaced by '?'."""
-    _, chars = _fonts()
+    """The label with every character no registered font can draw replaced by '?'."""
+    chars = _charmap()
     return "".join(c if ord(c) in chars or c.isspace() else "?" for c in label)
 
 
 def save(fig, path):
     plt = _plt()
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")              # missing-glyph warnings: labels are already cleaned
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -65,7 +120,31 @@ def history(hist, path, title="training"):
         ax.set_ylabel(k)
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(drawable(title))
+    return save(fig, path)
+
+
+def lm_curve(points, path, title, baseline=None):
+    """A language model's learning curve: points (seconds, tokens, train bits,
+    validation-sample bits); baseline {label: bits}: flat dashed lines."""
+    plt = _plt()
+    pts = [p for p in points if p[1] > 0]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if pts:
+        tokens = np.array([p[1] for p in pts]) / 1e6
+        ax.plot(tokens, [p[2] for p in pts], "o-", ms=3, label="training (mean since last point)")
+        ax.plot(tokens, [p[3] for p in pts], "s-", ms=3, label="validation sample (windows from a zero state)")
+        top = ax.secondary_xaxis("top", functions=(lambda m: m, lambda m: m))
+        top.set_xticks(tokens[:: max(1, len(tokens) // 6)],
+                       [f"{p[0] / 60:.1f}" for p in pts][:: max(1, len(tokens) // 6)])
+        top.set_xlabel("training minutes")
+    for k, (label, bits) in enumerate((baseline or {}).items()):
+        ax.axhline(bits, ls="--", lw=1.2, color=f"C{k + 2}", label=drawable(f"{label}: {bits:.3f}"))
+    ax.set_xlabel("million tokens trained")
+    ax.set_ylabel("bits per token")
+    ax.set_title(drawable(title))
+    ax.grid(alpha=0.3)
+    ax.legend()
     return save(fig, path)
 
 
@@ -83,7 +162,7 @@ def confusion(matrix, labels, path, title="confusion matrix"):
         ax.text(c, r, str(v), ha="center", va="center",
                 color="white" if v > m.max() / 2 else "black")
     fig.colorbar(im, ax=ax)
-    ax.set_title(title)
+    ax.set_title(drawable(title))
     return save(fig, path)
 
 
@@ -147,6 +226,6 @@ def gate_heatmap(values, tokens, path, title, max_units=64):
         ax.set_xticks(range(T), labels, rotation=90, fontsize=7)
     ax.set_xlabel("time step (input token)")
     ax.set_ylabel("unit")
-    ax.set_title(title)
+    ax.set_title(drawable(title))
     fig.colorbar(im, ax=ax, fraction=0.03)
     return save(fig, path)

@@ -31,6 +31,8 @@ def run(model_path, text, out=None, max_tokens=200, log=print):
     gates, cell = gate_activations(model, np.array([ids], np.int64))          # name -> (T, H)
     out_dir = make_run_dir("inspect", out)
     log(f"run folder: {out_dir}")
+    if any(ord(c) >= 0x2E80 for c in text):
+        plotting.use_cjk_font(fetch=True, log=log)        # Chinese (Japanese, Korean) tick labels
     log(f"{len(ids)} tokens through the first {cell.upper()} layer")
     summary = {}
     for name, values in gates.items():

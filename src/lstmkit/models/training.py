@@ -211,6 +211,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             bar.update(1)
             for cb in cbs:
                 cb.on_batch_end(b, {"loss": value})
+            if model.stop_training:
+                break                    # a callback asked to stop now (a time budget), as Keras does
         if seen == 0:
             raise nonfinite_error("loss", None, float("nan"), (epoch + 1, n_batches, n_batches),
                                   f"every batch of the epoch was skipped; {REMEDY}")
