@@ -113,3 +113,11 @@ def test_initialized_weights_are_c_contiguous(init):
     # the kernels take C-order arrays; anything else is copied on every call
     layer = LSTM(5, input_dim=3, kernel_initializer=init, recurrent_initializer=init)
     assert all(p.flags.c_contiguous for p in layer.params.values())
+
+
+def test_a_built_model_has_its_stacks_params():
+    import lstmkit as lk
+    model = lk.Sequential([lk.Embedding(9, 3, input_length=5),
+                           RNNStack([GRU(4, return_sequences=True), LSTM(2, return_sequences=True)])])
+    # the stack's layers are built with the model, each from the shape before it
+    assert model.built and model.count_params() == 9 * 3 + (3 * 12 + 4 * 12 + 2 * 12) + (4 * 8 + 2 * 8 + 8)

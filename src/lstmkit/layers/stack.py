@@ -32,6 +32,16 @@ class RNNStack(Container):
     def sublayers(self):
         return [(f"layer{i}", l) for i, l in enumerate(self.layers)]
 
+    def build(self, input_shape):
+        # each layer from the shape the one before it gives, so that the stack's
+        # params exist once a model is built (not only after the first forward)
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        super().build(input_shape)
+
     def compute_output_shape(self, input_shape):
         for layer in self.layers:
             input_shape = layer.compute_output_shape(input_shape)
