@@ -229,3 +229,21 @@ def gate_heatmap(values, tokens, path, title, max_units=64):
     ax.set_title(drawable(title))
     fig.colorbar(im, ax=ax, fraction=0.03)
     return save(fig, path)
+
+
+def attention_map(weights, source_tokens, output_tokens, path, title="attention"):
+    """weights (T_out, S): how much each output token (rows) looked at each
+    source token (columns) -- a translation's soft alignment."""
+    plt = _plt()
+    w = np.asarray(weights)                                                  # (T_out, S)
+    T, S = w.shape
+    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * S, 24), min(1.5 + 0.4 * T, 24)))
+    im = ax.imshow(w, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(S), [drawable(t.replace("\u2581", "")) or "_" for t in source_tokens],
+                  rotation=60, ha="right", fontsize=9)
+    ax.set_yticks(range(T), [drawable(t.replace("\u2581", "")) or "_" for t in output_tokens], fontsize=9)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    ax.set_title(drawable(title), fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    return save(fig, path)

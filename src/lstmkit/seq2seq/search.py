@@ -1,0 +1,140 @@
+"""Decoding: greedy and beam search over the decoder's step function.
+
+Both run a batch of source sentences at once and call `model.step(enc, state,
+prev) -> (logits (N, V), attention (N, S), state)` once per output position,
+N rows at a time (the compiled step kernels of the recurrent layers do the
+recurrence).
+
+Beam search keeps, for every sentence, the `beam` likeliest prefixes by their
+summed log-probability. Each step every live prefix is extended by every
+token and the best `beam` of the beam x V candidates survive; a prefix that
+emitted EOS stays in the beam, finished, with its score frozen (it can only be
+"extended" by padding at no cost). The search stops when every prefix of every
+sentence is finished or at max_len tokens. The finished prefixes are then
+ranked by their score divided by the length penalty of GNMT (Wu et al. 2016),
+
+    lp(Y) = ((5 + |Y|) / 6) ** alpha          alpha = 0: the raw log-probability,
+
+so that longer translations are not penalised just for having more factors
+below 1.
+"""
+import numpy as np
+
+from ..data.subwords import BOS, EOS, PAD
+
+
+def log_softmax(z):
+    m = z.max(axis=-1, keepdims=True)
+    s = z - m
+    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+
+
+def _max_len(src, max_len):
+    return max_len if max_len is not None else int(2 * src.shape[1] + 10)
+
+
+def greedy(model, src, max_len=None, return_attention=False):
+    """src (B, S) ids -> list of B token lists (EOS removed); with return_attention
+    also a list of (T_i, S) weight arrays."""
+    src = np.asarray(src)
+    B = src.shape[0]
+    enc = model.encode(src)
+    state = model.start(enc)
+    prev = np.full(B, BOS, np.int64)
+    done = np.zeros(B, bool)
+    out, attn = [[] for _ in range(B)], [[] for _ in range(B)]
+    for _ in range(_max_len(src, max_len)):
+        logits, weights, state = model.step(enc, state, prev)
+        prev = logits.argmax(axis=-1)
+        for b in np.flatnonzero(~done):
+            if prev[b] == EOS:
+                done[b] = True
+            else:
+                out[b].append(int(prev[b]))
+            if return_attention and weights is not None:
+                attn[b].append(weights[b])
+        if done.all():
+            break
+    if return_attention:
+        return out, [np.array(a) if a else None for a in attn]
+    return out
+
+
+def length_penalty(length, alpha):
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def beam_search(model, src, beam=5, alpha=0.6, max_len=None, return_attention=False):
+    """src (B, S) ids -> list of B token lists, the best translation of each sentence."""
+    src = np.asarray(src)
+    B, S = src.shape
+    k = int(beam)
+    if k < 1:
+        raise ValueError(f"beam must be at least 1; got {beam!r}")
+    enc = model.encode(src).take(np.repeat(np.arange(B), k))                  # rows b*k .. b*k+k-1
+    state = model.start(enc)
+    T = _max_len(src, max_len)
+    scores = np.full((B, k), -np.inf)
+    scores[:, 0] = 0.0                                                        # one live prefix at first
+    tokens = np.zeros((B, k, 0), np.int64)
+    lengths = np.zeros((B, k), np.int64)
+    finished = np.zeros((B, k), bool)
+    prev = np.full(B * k, BOS, np.int64)
+    attn = np.zeros((B, k, 0, S)) if return_attention else None
+    base = (np.arange(B) * k)[:, None]                                         # (B, 1)
+    for _ in range(T):
+        logits, weights, state = model.step(enc, state, prev)
+        V = logits.shape[-1]
+        logp = log_softmax(logits.astype(np.float64)).reshape(B, k, V)          # (B, k, V)
+        # a finished prefix continues only with padding, at no cost
+        logp[finished] = -np.inf
+        logp[..., PAD][finished] = 0.0
+        cand = (scores[:, :, None] + logp).reshape(B, k * V)                    # (B, k V)
+        top = np.argpartition(-cand, k - 1, axis=1)[:, :k]                      # the best k, unordered
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(cand, top, 1), axis=1,
+                                                 kind="stable"), 1)
+        origin, token = top // V, top % V                                       # (B, k)
+        scores = np.take_along_axis(cand, top, 1)
+        was_finished = np.take_along_axis(finished, origin, 1)
+        finished = was_finished | (token == EOS)
+        lengths = np.take_along_axis(lengths, origin, 1) + ~was_finished
+        tokens = np.concatenate([np.take_along_axis(tokens, origin[..., None], 1), token[..., None]], 2)
+        rows = (base + origin).reshape(-1)                                      # (B k,) the rows to keep
+        states, feed = state
+        state = ([tuple(s[rows] for s in st) for st in states], None if feed is None else feed[rows])
+        if attn is not None and weights is not None:
+            w = weights.reshape(B, k, S)
+            attn = np.concatenate([np.take_along_axis(attn, origin[..., None, None], 1),
+                                   np.take_along_axis(w, origin[..., None], 1)[:, :, None]], 2)
+        prev = token.reshape(-1)
+        if finished.all():
+            break
+    # rank by the length-normalised score; a prefix cut at max_len counts as it is
+    best = np.argmax(scores / length_penalty(lengths, alpha), axis=1)
+    out, maps = [], []
+    for b in range(B):
+        seq = tokens[b, best[b]]
+        n = int(lengths[b, best[b]])
+        words = [int(t) for t in seq[:n] if t not in (EOS, PAD)]
+        out.append(words)
+        if attn is not None:
+            maps.append(attn[b, best[b], :len(words)])
+    return (out, maps) if return_attention else out
+
+
+def translate_ids(model, src_seqs, beam=5, alpha=0.6, batch_size=32, max_len=None, return_attention=False):
+    """Lists of source ids -> lists of output ids, in the given order (batched by length)."""
+    order = sorted(range(len(src_seqs)), key=lambda i: len(src_seqs[i]))
+    out, maps = [None] * len(src_seqs), [None] * len(src_seqs)
+    from .training import pad
+    for k in range(0, len(order), batch_size):
+        idx = order[k:k + batch_size]
+        src = pad([src_seqs[i] for i in idx])
+        if beam and beam > 1:
+            res = beam_search(model, src, beam, alpha, max_len, return_attention)
+        else:
+            res = greedy(model, src, max_len, return_attention)
+        ids, att = res if return_attention else (res, [None] * len(idx))
+        for j, i in enumerate(idx):
+            out[i], maps[i] = ids[j], att[j]
+    return (out, maps) if return_attention else out
