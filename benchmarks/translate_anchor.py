@@ -291,7 +291,9 @@ def train_on_run(run, epochs=None, seed=None, out=None, log=print):
     st = meta["settings"]
     seed = meta["seed"] if seed is None else seed
     epochs = st["epochs"] if epochs is None else epochs
-    _, src_codec, tgt_codec, _ = translate.load_run(run)
+    from lstmkit.data import subwords
+    src_codec = subwords.load_codec(run, meta["src_tokenizer"])
+    tgt_codec = subwords.load_codec(run, meta["tgt_tokenizer"])
     splits = {n: parallel.read_split(os.path.join(run, "splits", f"{n}.tsv")) for n in ("train", "val", "test")}
     enc = lambda c, texts, eos: [c.encode(t) + ([EOS] if eos else []) for t in texts]
     tr_s, tr_t = enc(src_codec, splits["train"].src, False), enc(tgt_codec, splits["train"].tgt, True)

@@ -66,7 +66,7 @@ def _torch_grads(model, tm):
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-@pytest.mark.parametrize("engine", ["reference", "fast"])
+@pytest.mark.parametrize("engine", ["reference", pytest.param("fast", marks=pytest.mark.slow)])
 def test_anchor_equals_lstmkit(config, engine):
     model = Seq2Seq(12, 11, embed_dim=4, units=6, dropout=0.0, dtype="float64", seed=1, engine=engine, **config)
     _randomize(model)

@@ -106,11 +106,6 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
         data[name] = (s, t)
     log(f"splits: {len(data['train'][0])} train, {len(splits['val'])} validation, "
         f"{len(splits['test'])} test pairs (by source sentence; seed {seed})")
-    model = build_model(src_codec.vocab_size, tgt_codec.vocab_size, embed_dim, units, layers, cell,
-                        bidirectional, attention, input_feeding, dropout, seed)
-    optimizer = lk.Adam(learning_rate, clipnorm=clipnorm)
-    hist = training.fit(model, data["train"], data["val"], optimizer, epochs, batch_size, label_smoothing,
-                        patience, seed, verbose, log)
     meta = {"app": APP, "source": pairs.source, "src_lang": pairs.src_lang, "tgt_lang": pairs.tgt_lang,
             "tokens": tokens, "src_tokenizer": src_codec.save(out_dir, "src"),
             "tgt_tokenizer": tgt_codec.save(out_dir, "tgt"), "max_len": max_len, "beam": beam,
@@ -120,6 +115,13 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
                          "input_feeding": input_feeding, "dropout": dropout,
                          "label_smoothing": label_smoothing, "epochs": epochs, "batch_size": batch_size,
                          "learning_rate": learning_rate, "clipnorm": clipnorm, "patience": patience}}
+    # the tokenizers and settings first, the model file once trained
+    write_json(os.path.join(out_dir, "meta.json"), meta)
+    model = build_model(src_codec.vocab_size, tgt_codec.vocab_size, embed_dim, units, layers, cell,
+                        bidirectional, attention, input_feeding, dropout, seed)
+    optimizer = lk.Adam(learning_rate, clipnorm=clipnorm)
+    hist = training.fit(model, data["train"], data["val"], optimizer, epochs, batch_size, label_smoothing,
+                        patience, seed, verbose, log)
     model_path = save_bundle(model, meta, out_dir)
     plotting.history({"loss": hist["train_nll"], "val_loss": hist["val_loss"]},
                      os.path.join(out_dir, "history.png"),
