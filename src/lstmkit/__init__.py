@@ -18,6 +18,7 @@ from .losses import (BinaryCrossentropy, CategoricalCrossentropy, SparseCategori
 from .callbacks import (Callback, History, EarlyStopping, ModelCheckpoint, CSVLogger,
                         LearningRateScheduler)
 from .schedules import StepDecay, ExponentialDecay, CosineDecay
+from .seq2seq import Seq2Seq          # registers it, so load_model reads translation models
 
 
 def from_onnx(path):

@@ -226,9 +226,10 @@ def evaluate(run, data=None, out=None, beam=None, alpha=None, src_col=0, tgt_col
 
 
 def translate_lines(run, lines, beam=None, alpha=None, batch_size=32):
-    """Translate texts with a trained run; errors name the line (1-based)."""
+    """Translate texts with a trained run (its folder, or what load_run returned);
+    errors name the line (1-based)."""
     from ..seq2seq import search
-    model, src_codec, tgt_codec, meta = load_run(run)
+    model, src_codec, tgt_codec, meta = run if isinstance(run, tuple) else load_run(run)
     ids = []
     for n, line in enumerate(lines, 1):
         src_codec.check_text(line, where=f"line {n}")

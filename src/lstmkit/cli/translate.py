@@ -138,7 +138,8 @@ def _lines(texts):
 
 
 def run_translate(a):
-    for line in app.translate_lines(a.model, _lines(a.text), a.beam, a.alpha):
+    run = app.load_run(a.model)                      # a bad model is named before stdin is read
+    for line in app.translate_lines(run, _lines(a.text), a.beam, a.alpha):
         print(line, flush=True)
 
 
@@ -146,5 +147,6 @@ def run_default(a):
     if a.model is None:
         raise DataError("give an action (train, eval, translate) or --model RUN to translate stdin; "
                         "see lstmkit translate --help")
-    for line in app.translate_lines(a.model, _lines([a.text] if a.text is not None else []), a.beam, a.alpha):
+    run = app.load_run(a.model)
+    for line in app.translate_lines(run, _lines([a.text] if a.text is not None else []), a.beam, a.alpha):
         print(line, flush=True)
