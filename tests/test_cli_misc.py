@@ -80,7 +80,9 @@ def test_demo_quick_runs_every_step(tmp_path):
     s = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert 0 <= s["sentiment"]["val_accuracy"] <= 1
     assert s["generate"]["bits_per_character"] > 0 and s["generate"]["samples"]
-    for sub, f in (("sentiment", "confusion.png"), ("tang", "samples.txt"), ("gradients", "gradient_flow.png")):
+    assert s["translate"]["copy_baseline"]["bleu"] >= 0 and s["translate"]["examples"]
+    for sub, f in (("sentiment", "confusion.png"), ("tang", "samples.txt"), ("gradients", "gradient_flow.png"),
+                   ("translate", "metrics.json")):
         assert (tmp_path / "d" / sub / f).exists()
     assert f"outputs in {tmp_path / 'd'}" in r.stdout
 

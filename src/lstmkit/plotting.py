@@ -238,7 +238,8 @@ def attention_map(weights, source_tokens, output_tokens, path, title="attention"
     w = np.asarray(weights)                                                  # (T_out, S)
     T, S = w.shape
     fig, ax = plt.subplots(figsize=(min(2 + 0.45 * S, 24), min(1.5 + 0.4 * T, 24)))
-    im = ax.imshow(w, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    im = ax.imshow(w, cmap="Greys", vmin=0, vmax=max(float(w.max()), 1e-6), aspect="auto",
+                   interpolation="nearest")
     ax.set_xticks(range(S), [drawable(t.replace("\u2581", "")) or "_" for t in source_tokens],
                   rotation=60, ha="right", fontsize=9)
     ax.set_yticks(range(T), [drawable(t.replace("\u2581", "")) or "_" for t in output_tokens], fontsize=9)

