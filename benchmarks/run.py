@@ -55,11 +55,13 @@ def run_case(case, peers, args):
     repeats = args.repeats or (case.quick_repeats if args.quick else case.repeats)
     scale = 1e6 if case.unit == "us" else 1e3
     warmup = 2 if case.kind != "step" else 1
-    w = weights.make(case.net)
-    x, y = data.make(case)
     entry = {"id": case.id, "workload": case.workload, "kind": case.kind, "unit": case.unit,
              "target": case.target, "batch": case.batch, "length": case.length,
              "net": vars(case.net), "frameworks": {}}
+    if case.workload == "E":                        # translation: its own runners (seq2seq_bench.py)
+        return run_seq2seq_case(case, entry, repeats, args)
+    w = weights.make(case.net)
+    x, y = data.make(case)
     if args.wait_quiet:
         entry["others_before"] = quiet.wait_quiet(args.wait_quiet)
     lk, torch_peer, ort_peer = peers["lstmkit"], peers["torch"], peers["onnxruntime"]
@@ -105,6 +107,38 @@ def run_case(case, peers, args):
         entry["flops"] = flops
         entry["gflops"] = {k: flops / (v["median"] / scale) / 1e9
                            for k, v in entry["frameworks"].items() if "median" in v}
+    return report.summarize(entry)
+
+
+def run_seq2seq_case(case, entry, repeats, args):
+    """Workload E: lstmkit's Seq2Seq and its PyTorch anchor on real Ding pairs."""
+    import seq2seq_bench
+    try:
+        runners, info = seq2seq_bench.runners(case, tiny=args.tiny, log=log)
+    except Exception as e:
+        entry["frameworks"]["lstmkit"] = _err(e)
+        return report.summarize(entry)
+    entry["seq2seq"] = info
+    # E-beam times all its sentences per call: report ms per sentence
+    scale = 1e3 / info["sentences"] if case.kind == "beam" else 1e3
+    if args.wait_quiet:
+        entry["others_before"] = quiet.wait_quiet(args.wait_quiet)
+    meter = quiet.Meter()
+    if args.interleave:
+        timed = timing.measure_interleaved(runners, repeats, 2, 1, scale, settle=args.settle)
+    else:
+        timed = timing.measure_blocks(runners, repeats, 2, 1, scale)
+    entry["frameworks"].update(timed)
+    entry["others_cpu"] = meter.others()
+    entry["denormals_flushed_after"] = denormal_check.flushed()
+    per = {}
+    for name, d in entry["frameworks"].items():
+        if "median" in d:
+            per[name] = (info["target_tokens_per_batch"] / (d["median"] / 1e3) if case.kind == "train"
+                         else 1e3 / d["median"])
+        log(f"  {case.id:22s} {name:22s} " + (f"{d['median']:.4g} ms" if "median" in d else d.get("error", "")))
+    entry["throughput_unit"] = "target tokens/s" if case.kind == "train" else "sentences/s"
+    entry["throughput"] = per
     return report.summarize(entry)
 
 

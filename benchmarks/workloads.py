@@ -6,6 +6,9 @@ B  larger: Embedding(10000, 128) -> LSTM(512) -> Dense(1, sigmoid), length 100, 
 C  streaming: one LSTM step, batch 1, input 32, hidden 32.
 D  generation: Embedding(100, 100) -> LSTM(256) x 2 -> Dense(100) at every step,
    softmax cross-entropy over all steps, length 100, batch 64; training step.
+E  translation: an LSTM encoder-decoder with attention (embedding 256, LSTM 256) on
+   real Ding pairs of up to 20 subwords; a training step at batch 64, and beam search
+   (beam 5) one sentence at a time.
 
 A target is the least ratio (best peer median / lstmkit median) that counts as met.
 """
@@ -30,7 +33,7 @@ class Net:
 class Case:
     id: str
     workload: str        # "A", "B", "C", "D"
-    kind: str            # "train", "infer" or "step"
+    kind: str            # "train", "infer", "step" or "beam"
     net: Net
     batch: int
     length: int
@@ -60,6 +63,9 @@ CASES = _a_cases() + [
     Case("C-lstm-step", "C", "step", Net("lstm", 0, 32, 32), 1, 1, 5.0, 21, 7, inner=2000),
     Case("D-lstm-train", "D", "train", Net("lstm", 100, 100, 256, layers=2, per_step=True),
          64, 100, 1.5, 11, 5),
+    # translation (seq2seq_bench.py): real Ding pairs, subword vocabularies of 4000 per side
+    Case("E-seq2seq-train", "E", "train", Net("lstm", 4000, 256, 256, per_step=True), 64, 20, 1.3, 11, 5),
+    Case("E-seq2seq-beam", "E", "beam", Net("lstm", 4000, 256, 256, per_step=True), 1, 20, 2.0, 7, 3),
 ]
 
 
