@@ -117,11 +117,8 @@ def ding_path(path=None, log=print):
         raise DataError("the Ding pairs come through the data cache (lstmkit.datasets), which this "
                         "lstmkit does not have; pass the file instead: apt-get download trans-de-en "
                         "&& dpkg -x trans-de-en_*.deb DIR, then --ding DIR") from None
-    try:
-        root = datasets.fetch(DING_DATASET, log=log)
-    except Exception as e:                       # the cache's own one-line error says what to run
-        raise DataError(str(e)) from None
-    return os.path.join(os.fspath(root), DING_FILE)
+    root = datasets.fetch(DING_DATASET, log=log)   # its errors (DataError) say what to run
+    return os.path.join(os.fspath(root), datasets.SOURCES[DING_DATASET].files["de-en"])
 
 
 def load_ding(path=None, keep_variants=False, log=print):
