@@ -78,3 +78,20 @@ def test_training_steps_agree(case_id):
     mine = peer_lstmkit.runner(case, w, x, y)[0]
     np.testing.assert_allclose(float(mine()), float(theirs()), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(mine()), float(theirs()), rtol=2e-3)
+
+
+@pytest.mark.slow
+def test_translation_workload_runs(tmp_path):
+    """Workload E (seq2seq_bench.py) on miniature shapes: both frameworks time the same model."""
+    p = subprocess.run([sys.executable, os.path.join(BENCH, "run.py"), "--tiny", "--repeats", "1", "--only", "E",
+                        "--wait-quiet", "0", "--settle", "0", "--no-memory", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    cases = {c["id"]: c for c in json.loads((tmp_path / "latest.json").read_text())["cases"]}
+    assert set(cases) == {"E-seq2seq-train", "E-seq2seq-beam"}
+    for case in cases.values():
+        for fw in ("lstmkit", "torch_default"):
+            assert "median" in case["frameworks"][fw], case
+        assert case["throughput"]["lstmkit"] > 0 and case["ratio"] is not None
+    assert cases["E-seq2seq-train"]["seq2seq"]["target_tokens_per_batch"] > 0
+    assert cases["E-seq2seq-beam"]["seq2seq"]["sentences"] == 4
