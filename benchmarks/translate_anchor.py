@@ -168,8 +168,8 @@ def from_lstmkit(model):
                 m.W_k.weight.copy_(_t(a["W_k"].T))
                 m.v.weight.copy_(_t(a["v"][None, :]))
             m.W_c.weight.copy_(_t(a["W_c"].T))
-        m.output.weight.copy_(_t(model.output.params["W"].T))
-        m.output.bias.copy_(_t(model.output.params["b"]))
+        m.output.weight.copy_(_t(model.output_layer.params["W"].T))
+        m.output.bias.copy_(_t(model.output_layer.params["b"]))
     return m
 
 

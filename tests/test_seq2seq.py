@@ -23,9 +23,9 @@ TGT = [[4, 5, 6, 3], [7, 3], [5, 6, 4, 3]]
 def _loss_and_grads(model, s, tin, tout, eps=0.1):
     real = tout != PAD
     out = model.forward(s, tin, training=True)
-    loss, _, dlogits = token_cross_entropy(model.output.forward(out[real]), tout[real], eps)
+    loss, _, dlogits = token_cross_entropy(model.output_layer.forward(out[real]), tout[real], eps)
     dout = np.zeros_like(out)
-    dout[real] = model.output.backward_logits(dlogits)
+    dout[real] = model.output_layer.backward_logits(dlogits)
     model.backward(dout)
     return loss, {k: v.copy() for k, v in model.grads.items()}
 
@@ -51,7 +51,7 @@ def test_whole_model_gradients(config):
 
     def loss():
         out = model.forward(s, tin, training=True)
-        return token_cross_entropy(model.output.forward(out[real]), tout[real], 0.1, need_grad=False)[0]
+        return token_cross_entropy(model.output_layer.forward(out[real]), tout[real], 0.1, need_grad=False)[0]
     for name, p in model.params.items():
         assert rel_err(grads[name], numeric_grad(loss, p)) < 2e-5, name
 
@@ -69,7 +69,7 @@ def test_dropout_backward_uses_the_forward_masks():
     def loss():
         model.dropout_rng = np.random.default_rng(9)          # the same masks every time
         out = model.forward(s, tin, training=True)
-        return token_cross_entropy(model.output.forward(out[real]), tout[real], 0.1, need_grad=False)[0]
+        return token_cross_entropy(model.output_layer.forward(out[real]), tout[real], 0.1, need_grad=False)[0]
     assert rel_err(grads[name], numeric_grad(loss, model.params[name])) < 1e-6
 
 
@@ -105,7 +105,7 @@ def _logprob(model, src, out):
     s = training.pad([src])
     tin = np.array([[BOS] + tgt[:-1]])
     h = model.forward(s, tin)
-    z = model.output.forward(h[0]).astype(np.float64)
+    z = model.output_layer.forward(h[0]).astype(np.float64)
     logp = z - z.max(1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(1, keepdims=True))
     return float(logp[np.arange(len(tgt)), tgt].sum())

@@ -74,9 +74,9 @@ def test_anchor_equals_lstmkit(config, engine):
     s, tin, tout = training.batch_arrays(SRC, TGT, np.arange(len(SRC)))
     real = tout != PAD
     out = model.forward(s, tin, training=True)
-    loss, _, dlogits = token_cross_entropy(model.output.forward(out[real]), tout[real], 0.1)
+    loss, _, dlogits = token_cross_entropy(model.output_layer.forward(out[real]), tout[real], 0.1)
     dout = np.zeros_like(out)
-    dout[real] = model.output.backward_logits(dlogits)
+    dout[real] = model.output_layer.backward_logits(dlogits)
     model.backward(dout)
 
     tm.train()

@@ -8,7 +8,8 @@ library's layers.
                                                                     states, layer by layer; the h~ part
                                                                     only with input feeding
     attention h~_t = tanh([c_t; h_t] W_c), c_t = sum_s a_ts m_s     seq2seq/attention.py
-    output    p(y_t | y_<t, x) = softmax(h~_t W_o + b_o)            (h_t in place of h~_t without attention)
+    output    p(y_t | y_<t, x) = softmax(h~_t W_o + b_o)            (h_t in place of h~_t without attention;
+                                                                    the Dense `output_layer`)
 
 Dropout (rate `dropout`, a new mask per call): on both embeddings, between
 stacked layers, and on h~_t (or h_t) before the output layer.
@@ -103,7 +104,7 @@ class Seq2Seq(Container):
                             name=f"decoder{i}") for i in range(L)]
         self.attention = None if attention is None else GlobalAttention(
             H, H, score=attention, name="attention", dtype=dt, seed=seed())
-        self.output = Dense(self.tgt_vocab, input_dim=H, name="output", dtype=dt, seed=seed())
+        self.output_layer = Dense(self.tgt_vocab, input_dim=H, name="output", dtype=dt, seed=seed())
         self.dropout_rng = np.random.default_rng(None if self.seed is None else self.seed + 17)
         self._drops = {}
         self._cache = None
@@ -116,7 +117,7 @@ class Seq2Seq(Container):
         subs += [(l.name, l) for l in self.decoder]
         if self.attention is not None:
             subs.append(("attention", self.attention))
-        subs.append(("output", self.output))
+        subs.append(("output", self.output_layer))
         return subs
 
     # ---- dropout -------------------------------------------------------------------------
@@ -285,7 +286,7 @@ class Seq2Seq(Container):
     # ---- output layer and loss ---------------------------------------------------------------
     def logits(self, h):
         """h (..., H) -> logits (..., V)."""
-        return self.output.forward(h)
+        return self.output_layer.forward(h)
 
     # ---- one step at a time, for decoding ---------------------------------------------------
     def start(self, enc):
@@ -311,7 +312,7 @@ class Seq2Seq(Container):
         if self.attention is not None:
             x, weights, _ = self.attention.attend(x[:, None], enc.keys, enc.memory, enc.mask)
             x, weights = x[:, 0], weights[:, 0]
-        logits = self.output.forward(x)                                        # (N, V)
+        logits = self.output_layer.forward(x)                                        # (N, V)
         return logits, weights, (new_states, x if self.input_feeding else None)
 
     # ---- config --------------------------------------------------------------------------------

@@ -55,10 +55,10 @@ def train_batch(model, src, tgt_in, tgt_out, optimizer, label_smoothing=0.0):
     """One update. Returns (smoothed loss, NLL per token, real target tokens)."""
     out = model.forward(src, tgt_in, training=True)                             # (B, T, H)
     real = tgt_out != PAD                                                       # (B, T)
-    logits = model.output.forward(out[real])                                    # (N, V)
+    logits = model.output_layer.forward(out[real])                                    # (N, V)
     loss, nll, dlogits = token_cross_entropy(logits, tgt_out[real], label_smoothing)
     dout = np.zeros_like(out)
-    dout[real] = model.output.backward_logits(dlogits)                          # (N, H)
+    dout[real] = model.output_layer.backward_logits(dlogits)                          # (N, H)
     model.backward(dout)
     optimizer.apply(model.params, model.grads)
     return loss, nll, int(real.sum())
@@ -71,7 +71,7 @@ def evaluate_loss(model, src, tgt, batch_size=64):
         s, tin, tout = batch_arrays(src, tgt, idx)
         out = model.forward(s, tin, training=False)
         real = tout != PAD
-        _, nll, _ = token_cross_entropy(model.output.forward(out[real]), tout[real], 0.0, need_grad=False)
+        _, nll, _ = token_cross_entropy(model.output_layer.forward(out[real]), tout[real], 0.0, need_grad=False)
         n = int(real.sum())
         total += nll * n
         count += n
