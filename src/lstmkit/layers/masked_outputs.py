@@ -33,27 +33,39 @@ def source_steps(mask):
 
 def repeat_last_output(out, mask):
     """out (B, T, H) with anything at masked steps -> y_t = out_{s(t)}, 0 where s(t) = -1."""
+    B, T, H = out.shape
+    masked = ~np.asarray(mask, bool)
+    if not masked.any():
+        return out
     s = source_steps(mask)                                                    # (B, T)
-    y = np.take_along_axis(out, np.maximum(s, 0)[..., None], axis=1)         # (B, T, H) gather
-    y[s < 0] = 0
+    y = np.array(out, order="C")                                              # (B, T, H) a copy
+    rows = y.reshape(B * T, H)
+    src = (np.arange(B)[:, None] * T + s)[masked]                            # flat source row per masked step
+    dst = np.flatnonzero(masked.ravel())
+    copy = s[masked] >= 0                                                     # a real step was read before
+    rows[dst[copy]] = rows[src[copy]]                                         # repeat the real step
+    rows[dst[~copy]] = 0                                                      # nothing read yet
     return y
 
 
 def route_repeated_grads(dout, mask):
     """Backward of repeat_last_output: dout (B, T, H) -> the gradient of out,
-    d out_t = sum of dout_u over the steps u that copy t (t itself and the
-    masked steps after it up to the next real one); 0 at masked steps. The
-    gradient of leading masked steps (constant zeros) is dropped."""
+    d out_t = dout_t plus the dout of the masked steps that copy t (those after
+    it up to the next real step); 0 at masked steps. The gradient of leading
+    masked steps (constant zeros) is dropped."""
     B, T, H = dout.shape
     mask = np.asarray(mask, bool)
-    grad = np.zeros_like(dout)
-    # each run [real step, next real step) copies one out_t: sum each run at
-    # once (add.reduceat adds in order, exactly as a loop would); runs start at
-    # the real steps and at each row's start, so no run crosses rows
-    starts = np.flatnonzero(mask.ravel() | (np.arange(B * T) % T == 0))     # flat (b, t) indices
-    sums = np.add.reduceat(dout.reshape(B * T, H), starts, axis=0)          # (runs, H)
-    real = mask.ravel()[starts]                                               # runs that start at a real step
-    grad.reshape(B * T, H)[starts[real]] = sums[real]
+    grad = np.where(mask[..., None], dout, 0).astype(dout.dtype, copy=False)   # real steps: their own
+    s = source_steps(mask)
+    copies = (~mask) & (s >= 0)                                               # masked steps that repeat one
+    if copies.any():
+        flat = np.flatnonzero(copies.ravel())
+        # the copies of one real step are consecutive (a run never crosses a row: a row's
+        # first step is real or copies nothing): sum each run at once, in order
+        run_starts = np.concatenate([[0], np.flatnonzero(np.diff(flat) != 1) + 1])
+        sums = np.add.reduceat(dout.reshape(B * T, H)[flat], run_starts, axis=0)   # (runs, H)
+        src = (np.arange(B)[:, None] * T + s).ravel()[flat[run_starts]]
+        grad.reshape(B * T, H)[src] += sums                                   # sources are distinct
     return grad
 
 
