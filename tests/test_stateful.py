@@ -135,6 +135,20 @@ def test_state_carries_through_inference_and_reset(engine):
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_stateful_inference_through_a_folded_embedding(cls):
+    # Sequential folds Embedding into the recurrent layer at inference (forward_from_embedding):
+    # the carried state goes through that path too
+    ids = np.random.default_rng(10).integers(0, 9, size=(3, 8))
+    make = lambda s: lk.Sequential([lk.Embedding(9, 4), cls(5, return_sequences=True, stateful=s),
+                                    lk.Dense(2)], seed=3)
+    whole, halves = make(False), make(True)
+    assert halves._folds_embedding()
+    want = whole.predict(ids)
+    got = np.concatenate([halves.predict(ids[:, :4]), halves.predict(ids[:, 4:])], axis=1)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_batch_size_is_fixed_until_reset():
     layer = GRU(3, stateful=True, seed=5)
     layer.forward(np.zeros((4, 2, 2), "float32"))

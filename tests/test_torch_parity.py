@@ -159,6 +159,8 @@ def test_mask_parity_with_packed_sequences(kind, bidirectional, dtype, engine):
     for b, n in enumerate(lengths):
         x[b, n:] = 100.0                               # padding must not leak into anything
     layer, ours, theirs = run_both(module, x, h0, dout, dstate, lengths=lengths, engine=engine)
+    # torch's padded outputs are zeros: from_torch sets the matching zero_output_for_mask
+    assert all(d.zero_output_for_mask for d in _directions(layer))
     errors = compare_all(module, layer, ours, theirs, TOL[dtype])
     assert errors["out"] <= TOL[dtype]
     for b, n in enumerate(lengths):
