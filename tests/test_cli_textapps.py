@@ -85,3 +85,19 @@ def test_linux_corpus_from_a_folder(tmp_path):
     assert m["corpus"] == "linux" and m["corpus_info"]["files"] == {"train": 8, "val": 2, "test": 2}
     assert m["baseline_kneser_ney"]["test_bits"] > 0 and m["heldout_bits"]["test"] > 0
     assert (tmp_path / "run" / "samples.txt").read_text(encoding="utf-8").strip()
+
+
+@pytest.mark.slow
+def test_init_from_goes_on_training(tang_run, tmp_path):
+    base, _ = tang_run
+    folder = base / "quantangshi"
+    r = run_cli("generate", "train", "--corpus", "tang-full", "--corpus-dir", folder, "--out", tmp_path / "more",
+                "--init-from", base / "run", "--form-check", 0, "--no-baseline", *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "going on training the model of" in r.stdout
+    before = json.loads((base / "run" / "metrics.json").read_text(encoding="utf-8"))
+    after = json.loads((tmp_path / "more" / "metrics.json").read_text(encoding="utf-8"))
+    assert after["vocab"] == before["vocab"] and after["init_from"].endswith("run")
+    assert after["history"]["loss"][0] < before["history"]["loss"][0]       # it starts where the first stopped
+    one_line_error(run_cli("generate", "train", "--corpus", "stdlib", "--max-chars", 3000, "--init-from",
+                           base / "run", "--out", tmp_path / "bad", "--quiet"), "this run is char on 'stdlib'")

@@ -66,21 +66,35 @@ def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_l
           verses=4, dropout=0.0, patience=None, seed=0, tang_path=None, encoding_errors="strict",
           corpus_dir=None, script="traditional", test_fraction=0.05, min_count=None, baseline=None,
           kn_orders=(2, 3, 4), max_minutes=None, curve_every=60.0, form=None, form_check=None,
-          eval_rows=32, verbose=1, log=print):
+          eval_rows=32, init_from=None, verbose=1, log=print):
     """Train a language model; report bits per token on held-out text beside a
     Kneser-Ney n-gram baseline (character level), with a learning curve, the
     training throughput and samples. Returns (metrics, samples, run folder).
 
     baseline: None = on for the split corpora (tang-full, linux); form_check:
     how many poems to sample to measure the share with the requested form
-    (None = 100 for tang-full); max_minutes: stop training after that long."""
+    (None = 100 for tang-full); max_minutes: stop training after that long;
+    init_from: a run folder of `generate train` to go on training (its
+    model, tokenizer and window length; a fresh optimizer)."""
     c = text_corpora.load(path, corpus, corpus_dir=corpus_dir, tang_path=tang_path, max_chars=max_chars,
                           val_fraction=val_fraction, test_fraction=test_fraction, script=script, seed=seed,
                           encoding_errors=encoding_errors, log=log)
     split = c.test is not None                    # held-out parts chosen by poem or by file
     if min_count is None:
         min_count = 2 if split else 1
-    tok = make_tokenizer(level, c.train, max_tokens, min_count)
+    start = None
+    if init_from is not None:
+        start, start_meta = load_bundle(init_from, "generate")
+        if start_meta.get("level") != level or start_meta.get("corpus") != c.name:
+            raise DataError(f"{init_from}: a {start_meta.get('level')} model of {start_meta.get('corpus')!r}; "
+                            f"this run is {level} on {c.name!r}")
+        tok = Tokenizer.from_dict(start_meta["tokenizer"])
+        if seq_len != start_meta["seq_len"]:
+            log(f"note: windows of {start_meta['seq_len']}, as the model of {init_from} was built")
+            seq_len = start_meta["seq_len"]
+        cell = start_meta.get("cell", cell)
+    else:
+        tok = make_tokenizer(level, c.train, max_tokens, min_count)
     if split:
         ids_tr, ids_va, ids_te = _encode(tok, c.train), _encode(tok, c.val), _encode(tok, c.test)
     else:                                          # the old layout: the tail of the token stream held out
@@ -102,7 +116,17 @@ def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_l
     n_tokens = len(ids_tr) + len(ids_va) + (len(ids_te) if ids_te is not None else 0)
     log(f"{n_tokens:,} {level}s, vocabulary {tok.vocab_size:,}; {len(x_tr):,} training and {len(x_va):,} "
         f"validation windows of {seq_len}")
-    model = build_model(tok.vocab_size, seq_len, embed_dim, units, layers, cell, seed, learning_rate, dropout)
+    if start is None:
+        model = build_model(tok.vocab_size, seq_len, embed_dim, units, layers, cell, seed, learning_rate, dropout)
+    else:
+        import lstmkit as lk
+        model = start
+        model.compile(optimizer=lk.Adam(learning_rate, clipnorm=5.0), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        log(f"going on training the model of {init_from} (a fresh Adam, learning rate {learning_rate})")
+        from ..layers import RNNLayer
+        rnn = [l for l in model.layers if isinstance(l, RNNLayer)]
+        layers, units, embed_dim = len(rnn), rnn[0].units, model.layers[0].output_dim
     # the epoch-end validation and the curve read a sample of the validation windows
     rng = np.random.default_rng(seed)
     va_pick = np.sort(rng.permutation(len(x_va))[:512])
@@ -129,6 +153,7 @@ def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_l
                "vocab": tok.vocab_size, "min_count": min_count,
                "oov_share": {k: float(np.mean(a == 1)) for k, a in (("val", ids_va), ("test", ids_te))
                              if a is not None},
+               "init_from": None if init_from is None else os.fspath(init_from),
                "model_config": {"layers": layers, "units": units, "embed_dim": embed_dim, "cell": cell,
                                 "seq_len": seq_len, "batch_size": batch_size, "learning_rate": learning_rate,
                                 "dropout": dropout, "params": int(model.count_params())},

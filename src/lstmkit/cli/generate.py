@@ -60,6 +60,9 @@ def register(sub):
     base.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the n-gram baseline")
     t.add_argument("--kn-orders", default="2,3,4",
                    help="n-gram orders the baseline chooses from on the validation text")
+    t.add_argument("--init-from", default=None, metavar="RUN",
+                   help="go on training the model of an earlier run (its tokenizer and window length; a "
+                        "fresh Adam); the corpus and split must be the same")
     t.add_argument("--max-minutes", type=positive_float, default=None,
                    help="stop training after this many minutes (at the end of a batch)")
     t.add_argument("--curve-every", type=positive_float, default=60.0,
@@ -130,7 +133,7 @@ def run_train(a):
         tang_path=a.tang_path, encoding_errors=a.encoding_errors, corpus_dir=a.corpus_dir, script=a.script,
         test_fraction=a.test_fraction, min_count=a.min_count, baseline=a.baseline,
         kn_orders=_orders(a.kn_orders), max_minutes=a.max_minutes, curve_every=a.curve_every, form=a.form,
-        form_check=a.form_check, verbose=verbose(a), log=say)
+        form_check=a.form_check, init_from=a.init_from, verbose=verbose(a), log=say)
     unit = "character" if a.level == "char" else "word"
     say(f"val_loss: {metrics['val_loss']:.4f} nats/{unit}; bits_per_{unit}: {metrics['bits_per_' + unit]:.3f} "
         f"(uniform guess: {metrics['uniform_bits']:.2f})")
