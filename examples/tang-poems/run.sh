@@ -10,8 +10,11 @@ lstmkit generate sample --model runs/tang --line-chars 5 --prime 月 --samples 3
 lstmkit --blas-threads 2 generate train --corpus tang-full --min-count 20 --layers 2 --units 256 --embed-dim 64 \
     --seq-len 32 --batch-size 32 --lr 0.004 --epochs 20 --patience 2 --max-minutes 65 --curve-every 180 \
     --samples 4 --form jueju7 --out runs/tang-full
+# ... and one more pass from where it stopped (a fresh Adam)
+lstmkit generate train --corpus tang-full --min-count 20 --init-from runs/tang-full --lr 0.003 --epochs 1 \
+    --seed 1 --out runs/tang-full-2
 # forms and acrostics (藏头诗); --samples 100 prints the share of poems with the requested form
-lstmkit generate sample --model runs/tang-full --form jueju5 --acrostic 春夏秋冬 --samples 100 --out runs/tang-acrostic
-lstmkit generate sample --model runs/tang-full --form lushi7 --samples 3 --top-k 50 --out runs/tang-lushi7
-lstmkit generate sample --model runs/tang-full --form jueju7 --unconstrained --samples 100 --out runs/tang-free
-lstmkit generate sample --model runs/tang-full --form lushi5 --acrostic 明月清風白雲流水 --samples 3 --out runs/tang-lushi5
+lstmkit generate sample --model runs/tang-full-2 --form jueju5 --acrostic 春夏秋冬 --samples 100 --out runs/tang-acrostic
+lstmkit generate sample --model runs/tang-full-2 --form lushi7 --samples 3 --top-k 50 --out runs/tang-lushi7
+lstmkit generate sample --model runs/tang-full-2 --form jueju7 --unconstrained --samples 100 --out runs/tang-free
+lstmkit generate sample --model runs/tang-full-2 --form lushi5 --acrostic 明月清風白雲流水 --samples 3 --out runs/tang-lushi5
