@@ -4,14 +4,22 @@
     model = lk.Sequential([lk.Embedding(10000, 32, input_length=500), lk.LSTM(32),
                            lk.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+
+or, functionally (several inputs and outputs, shared layers, attention):
+
+    ids = lk.Input(shape=(500,), dtype="int32")
+    out = lk.Dense(1, activation="sigmoid")(lk.LSTM(32)(lk.Embedding(10000, 32)(ids)))
+    model = lk.Model(ids, out)
 """
 __version__ = "0.1.0"
 
 from . import callbacks, datasets, gradcheck, initializers, losses, metrics, optimizers, schedules
 from .layers import (Layer, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Embedding, Dense, Dropout,
-                     Flatten)
+                     Flatten, Input, InputLayer, Concatenate, Add, Subtract, Average, Multiply, Dot,
+                     RepeatVector, TimeDistributed, Attention, AdditiveAttention)
 from .layers import RNN, Cell, SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells, register_cell
-from .models import Sequential, save_model, load_model
+from . import layers, models
+from .models import Sequential, Model, save_model, load_model
 from .optimizers import SGD, Adam, RMSprop
 from .losses import (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
                      MeanSquaredError, MeanAbsoluteError)

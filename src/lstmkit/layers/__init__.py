@@ -10,3 +10,9 @@ from .embedding import Embedding
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
+from .symbolic import Input, InputLayer, SymbolicTensor
+from .merge import (Concatenate, Add, Subtract, Average, Multiply, Dot, concatenate, add, subtract,
+                    average, multiply, dot)
+from .repeat_vector import RepeatVector
+from .time_distributed import TimeDistributed
+from .attention import Attention, AdditiveAttention

@@ -4,6 +4,14 @@ A layer owns ``params`` (name -> array) and ``grads`` (same names, filled by
 backward). ``forward(x, training=False, mask=None)`` returns the output and
 remembers what backward needs; ``backward(dout)`` fills ``grads`` and returns
 the gradient for the input. ``get_config()`` plus the weights rebuild it.
+
+Calling a layer, ``layer(x, **kwargs)``, runs forward on arrays; on symbolic
+tensors (lk.Input and what layers made from it) it records a node of a
+functional graph instead (layers/symbolic.py). A layer may take a list of
+inputs (merge layers) and return a list of outputs (return_state=True); its
+backward then takes a list of gradients, one per output (zeros for an output
+that received none) and returns one gradient per input (None where the input
+has none, e.g. token ids).
 """
 import re
 
@@ -31,6 +39,7 @@ class Layer:
         self.grads = {}
         self.built = False
         self.input_shape = None              # without the batch axis
+        self._inbound_nodes = []             # the calls on symbolic tensors (functional graphs)
 
     _counters = {}
 
@@ -58,6 +67,43 @@ class Layer:
 
     def forward(self, x, training=False, mask=None):
         raise NotImplementedError
+
+    def __call__(self, x, *args, **kwargs):
+        """forward(x, ...) on arrays; on symbolic tensors, a node of a functional graph."""
+        from .symbolic import call_symbolic, is_symbolic
+        if is_symbolic(x) or any(is_symbolic(v) for v in kwargs.values()):
+            if args:
+                raise TypeError(f"{type(self).__name__} {self.name!r}: on symbolic tensors, pass "
+                                f"arguments other than the inputs by keyword; got {len(args)} more")
+            return call_symbolic(self, x, kwargs)
+        return self.forward(x, *args, **kwargs)
+
+    def _only_node(self, what):
+        nodes = self.__dict__.get("_inbound_nodes", [])
+        if not nodes:
+            raise AttributeError(f"layer {self.name!r} has not been called on a symbolic tensor, so "
+                                 f"it has no {what}")
+        if len(nodes) > 1:
+            raise AttributeError(f"layer {self.name!r} was called {len(nodes)} times, so its {what} is "
+                                 f"ambiguous; use get_{what}_at(node_index)")
+        return nodes[0]
+
+    @property
+    def output(self):
+        """The symbolic output of the layer's only call (a list for several outputs)."""
+        return self._only_node("output").output_structure()
+
+    @property
+    def input(self):
+        """The symbolic input of the layer's only call."""
+        node = self._only_node("input")
+        return node.outputs[0] if isinstance(node.args, list) and not node.args else node.args
+
+    def get_output_at(self, node_index):
+        return self.__dict__.get("_inbound_nodes", [])[node_index].output_structure()
+
+    def get_input_at(self, node_index):
+        return self.__dict__.get("_inbound_nodes", [])[node_index].args
 
     def backward(self, dout):
         raise NotImplementedError

@@ -1,3 +1,4 @@
-"""Models: Sequential, its training loop and its one-file persistence."""
+"""Models: Sequential, the functional Model, their training loop and one-file persistence."""
 from .sequential import Sequential
 from .saving import save_model, load_model
+from .functional import Model

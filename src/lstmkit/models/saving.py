@@ -83,7 +83,8 @@ def save_model(model, path):
 
 
 def load_model(path, compile=True):
-    """Rebuild a model saved by save_model: same layers, same weights, compiled as it was."""
+    """Rebuild a model saved by save_model (a Sequential or a functional Model):
+    same layers, same graph, same weights, compiled as it was."""
     header = io.read_safetensors_header(path)
     meta = header.get("__metadata__") or {}
     if meta.get("format") != FORMAT:
@@ -119,9 +120,12 @@ def load_model(path, compile=True):
     model.set_weights(weights)
     if compile and "compile" in meta and hasattr(model, "compile"):
         cc = _json(meta, "compile", path)
-        _build(lambda: model.compile(optimizer=optimizers.deserialize(cc["optimizer"]),
-                                     loss=losses.deserialize(cc["loss"]), metrics=cc["metrics"]),
-               path, "compile settings")
+        if hasattr(model, "compile_from_config"):
+            _build(lambda: model.compile_from_config(cc), path, "compile settings")
+        else:
+            _build(lambda: model.compile(optimizer=optimizers.deserialize(cc["optimizer"]),
+                                         loss=losses.deserialize(cc["loss"]), metrics=cc["metrics"]),
+                   path, "compile settings")
         opt = model.optimizer
         try:
             opt.iterations = int(meta.get("optimizer_iterations", 0))

@@ -3,8 +3,9 @@ Embedding(mask_zero=True) travels along with the data via compute_mask.
 
 The model is itself a layer (a Container): its params and grads are the
 layers' arrays under "<layer name>/<param>", the names used in saved files.
-Training, evaluation and prediction live in models/training.py and only use
-forward, backward, params and grads.
+Training, evaluation and prediction live in models/training.py (fit, evaluate,
+predict, train_on_batch: training.ModelMethods) and only use forward,
+backward, params and grads.
 """
 import numpy as np
 
@@ -14,7 +15,6 @@ from ..layers.container import Container
 from ..layers.embedding import Embedding, as_token_ids
 from ..layers.recurrent import RNNLayer
 from . import training
-from .checks import as_array
 
 
 def _fmt_shape(shape):
@@ -37,7 +37,7 @@ def _seed_layer(layer, seed):
 
 
 @register
-class Sequential(Container):
+class Sequential(training.ModelMethods, Container):
     supports_masking = True
 
     def __init__(self, layers=None, name=None, seed=None, **kwargs):
@@ -150,8 +150,8 @@ class Sequential(Container):
             dout = layer.backward(dout)
         return dout
 
-    def __call__(self, x, training=False):
-        return self.forward(x, training=training)
+    def compute_mask(self, x, mask):
+        return self.output_mask                   # the mask of the last forward's output
 
     # ---- weights -------------------------------------------------------------------
     def trainable_params(self):
@@ -182,41 +182,6 @@ class Sequential(Container):
         self.metrics = [metrics_mod.get(m, self.loss.name) for m in (metrics or [])]
         self._metric_specs = list(metrics or [])
         self.compiled = True
-
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
-            initial_epoch=0, seed=None, on_nonfinite="stop"):
-        return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                            callbacks=callbacks, validation_split=validation_split,
-                            validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
-                            sample_weight=sample_weight, initial_epoch=initial_epoch, seed=seed,
-                            on_nonfinite=on_nonfinite)
-
-    def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
-        logs = training.evaluate(self, x, y, batch_size=batch_size, sample_weight=sample_weight,
-                                 verbose=verbose)
-        if return_dict:
-            return logs
-        return logs["loss"] if len(logs) == 1 else list(logs.values())
-
-    def predict(self, x, batch_size=32, verbose=0):
-        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
-
-    def train_on_batch(self, x, y, sample_weight=None):
-        """One optimizer step on one batch (forward, loss, BPTT, update); returns the batch loss."""
-        training._check_compiled(self)
-        x, y = training._check_xy(x, y)
-        for m in self.metrics:
-            m.reset()
-        return training.train_batch(self, x, y, sample_weight)
-
-    def predict_on_batch(self, x):
-        """The model's output for one batch, with no batching or progress bar."""
-        return self.forward(as_array(x, "x"), training=False)
-
-    def save(self, path):
-        from .saving import save_model
-        save_model(self, path)
 
     def export_onnx(self, path, padding="post", opset=17):
         """Write the model as ONNX with the standard LSTM/GRU/RNN operators

@@ -1,13 +1,29 @@
 """The training loop: mini-batches, forward, loss, backward, optimizer step,
 metrics, validation, callbacks, a tqdm bar per epoch.
 
-It knows nothing of specific layers. It asks the model for forward(x,
-training, return_logits), backward(dout, from_logits), trainable_params(),
-trainable_grads() and output_mask; when the model's final activation is the
-one the loss can fuse with (sigmoid with binary cross-entropy, softmax with
-the categorical ones) it asks for logits, so the loss gets p - y exactly.
+It serves Sequential and the functional lk.Model alike, and knows nothing of
+specific layers. Data are lists: one array per model input (``xs``) and one
+target array per output (``ys``). A model has one *head* per output: the
+loss (or None), its weight, its metrics. The loop asks the model for:
+
+  Sequential          forward(x, training, return_logits), backward(dout, from_logits),
+                      output_mask, loss, metrics, head_activation
+  functional Model    forward_heads(xs, training, fused) -> (outputs, masks),
+                      backward_heads(douts, fused), heads, head_activations,
+                      standardize_inputs(x), standardize_targets(y)
+
+and from both trainable_params() / trainable_grads(). Where an output's final
+activation is the one its loss can fuse with (sigmoid with binary
+cross-entropy, softmax with the categorical ones), the loss works on that
+output's logits, so its gradient is p - y exactly.
+
+The parts: ``train_step`` (one update on one batch), ``batches`` (the
+shuffled index batches of an epoch), ``fit`` (epochs, validation,
+callbacks), ``evaluate`` and ``predict``.
 """
+import copy
 import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -16,6 +32,69 @@ from ..callbacks import History
 from .checks import as_array, first_bad_array, nonfinite_error
 
 
+@dataclass
+class Head:
+    """What training does with one model output."""
+    name: str                       # the output's name (keys its logs when a model has several outputs)
+    loss: object                    # a losses.Loss, or None: the output is not trained
+    weight: float = 1.0             # loss_weights: the total loss is sum(weight * loss)
+    metrics: list = field(default_factory=list)
+
+
+# ---- how a model is asked --------------------------------------------------------------
+def _multi(model):
+    return hasattr(model, "forward_heads")
+
+
+def heads(model):
+    if _multi(model):
+        return model.heads
+    return [Head("output", model.loss, 1.0, model.metrics)]
+
+
+def _activations(model):
+    return model.head_activations if _multi(model) else [model.head_activation]
+
+
+def _fusable(loss, activation):
+    return (loss is not None and not loss.from_logits and loss.fusable_activation is not None
+            and activation == loss.fusable_activation)
+
+
+def _fuse(model, loss):
+    """Whether a Sequential's loss runs on its final layer's logits."""
+    return _fusable(loss, model.head_activation)
+
+
+def fused_heads(model):
+    """Per output: whether its loss runs on the logits of its final layer."""
+    return [_fusable(h.loss, act) for h, act in zip(heads(model), _activations(model))]
+
+
+def _forward(model, xs, training, fused):
+    if _multi(model):
+        return model.forward_heads(xs, training=training, fused=fused)
+    out = model.forward(xs[0], training=training, return_logits=fused[0])
+    return [out], [model.output_mask]
+
+
+def _backward(model, douts, fused):
+    if _multi(model):
+        model.backward_heads(douts, fused=fused)
+    else:
+        model.backward(douts[0], from_logits=fused[0])
+
+
+def _log_names(model):
+    """(loss key, [metric keys]) per head: Keras's names, prefixed by the output's name
+    when the model has several outputs."""
+    hs = heads(model)
+    if len(hs) == 1:
+        return [("loss", [m.name for m in hs[0].metrics])]
+    return [(f"{h.name}_loss", [f"{h.name}_{m.name}" for m in h.metrics]) for h in hs]
+
+
+# ---- data -----------------------------------------------------------------------------
 def _check_compiled(model):
     if not getattr(model, "compiled", False):
         raise RuntimeError(f"model {model.name!r} must be compiled before training or evaluation: "
@@ -32,10 +111,54 @@ def _check_xy(x, y):
     return x, y
 
 
-def _fuse(model, loss):
-    """Whether to run the loss on the final layer's logits."""
-    return (not loss.from_logits and loss.fusable_activation is not None
-            and model.head_activation == loss.fusable_activation)
+def standardize(model, x, y=None):
+    """(xs, ys): one array per input, one target (or None) per output, all with
+    the same number of samples. ys is None when y is."""
+    if not _multi(model):
+        if y is None:
+            return [as_array(x, "x")], None
+        x, y = _check_xy(x, y)
+        return [x], [y]
+    xs = model.standardize_inputs(x)
+    if y is None:
+        return xs, None
+    ys = model.standardize_targets(y)
+    n = len(xs[0])
+    for h, t in zip(heads(model), ys):
+        if t is not None and len(t) != n:
+            raise ValueError(f"x and y must hold the same number of samples; got len(x)={n} and "
+                             f"len(y)={len(t)} for output {h.name!r}")
+    if n == 0:
+        raise ValueError("x and y are empty; nothing to train on")
+    return xs, ys
+
+
+def _sample_weights(model, sample_weight, n):
+    """One array (n,) or (n, T) per head, or None per head."""
+    hs = heads(model)
+    if sample_weight is None:
+        return [None] * len(hs)
+    if isinstance(sample_weight, dict):
+        unknown = sorted(set(sample_weight) - {h.name for h in hs})
+        if unknown:
+            raise ValueError(f"sample_weight names outputs {unknown}; the outputs are {[h.name for h in hs]}")
+        sws = [sample_weight.get(h.name) for h in hs]
+    elif isinstance(sample_weight, (list, tuple)) and len(hs) > 1:
+        if len(sample_weight) != len(hs):
+            raise ValueError(f"sample_weight as a list needs one entry per output ({len(hs)}); "
+                             f"got {len(sample_weight)}")
+        sws = list(sample_weight)
+    else:
+        sws = [sample_weight] * len(hs)
+    out = []
+    for h, sw in zip(hs, sws):
+        if sw is not None:
+            sw = np.asarray(sw, np.float64)
+            if len(sw) != n:
+                raise ValueError(f"sample_weight must have one weight per sample ({n}); got {len(sw)}"
+                                 + (f" for output {h.name!r}" if len(hs) > 1 else ""))
+        out.append(sw)
+    return out
 
 
 def _class_weights(y, class_weight):
@@ -55,34 +178,68 @@ def _class_weights(y, class_weight):
     return np.array([table[int(c)] for c in labels], np.float64)
 
 
-def _step_logs(model, loss_sum, seen, prefix=""):
-    logs = {prefix + "loss": loss_sum / seen}
-    for m in model.metrics:
-        logs[prefix + m.name] = m.result()
-    return logs
+def _take(arrays, idx):
+    return [None if a is None else a[idx] for a in arrays]
+
+
+def _slice(arrays, start, stop):
+    return [None if a is None else a[start:stop] for a in arrays]
+
+
+def batches(n, batch_size, shuffle, rng):
+    """The index arrays of one epoch's batches (each sorted, so reads stay in order)."""
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield np.sort(order[start:start + batch_size])
+
+
+# ---- one step --------------------------------------------------------------------------
+def _losses(model, outs, masks, ys, sws, fused, backward):
+    """Every head's loss on one batch; with backward=True the weighted gradients per
+    output too, else the metrics updated. Returns (total, [loss per head], douts)."""
+    total, values, douts = 0.0, [], []
+    for k, h in enumerate(heads(model)):
+        if h.loss is None or ys[k] is None:
+            values.append(None)
+            douts.append(None)
+            continue
+        value = h.loss.forward(outs[k], ys[k], sample_weight=sws[k], mask=masks[k],
+                               from_logits=fused[k] or h.loss.from_logits)
+        total += h.weight * value
+        values.append(value)
+        if backward:
+            d = h.loss.backward()
+            douts.append(d if h.weight == 1.0 else d * h.weight)
+        if not backward:
+            _update_metrics(h, ys[k], masks[k])
+    return total, values, douts
+
+
+def _update_metrics(head, y, mask):
+    for m in head.metrics:
+        m.update(head.loss.y_prob, y, mask)
 
 
 REMEDY = "try a lower learning rate or clipnorm (gradient clipping)"
 
 
-def train_batch(model, xb, yb, swb=None, where=None, on_nonfinite="stop"):
-    """One update: forward, loss, backward, optimizer step. Returns the batch loss.
+def train_step(model, xs, ys, sws, where=None, on_nonfinite="stop"):
+    """One update on one batch (lists as standardize gives them): forward, losses,
+    backward, optimizer step. Returns (total loss, [loss per head]).
 
     A NaN or Inf in the loss or a gradient stops before the update (NonFiniteError naming the
     layer, the parameter and, from fit, the epoch and batch `where`), or with on_nonfinite='skip'
     leaves the weights as they were and returns None. A weight made non-finite by the update
     itself always stops."""
-    loss = model.loss
-    fused = _fuse(model, loss)
-    out = model.forward(xb, training=True, return_logits=fused)
-    value = loss.forward(out, yb, sample_weight=swb, mask=model.output_mask,
-                         from_logits=fused or loss.from_logits)
-    if not np.isfinite(value):
+    fused = fused_heads(model)
+    outs, masks = _forward(model, xs, True, fused)
+    total, values, douts = _losses(model, outs, masks, ys, sws, fused, backward=True)
+    if not np.isfinite(total):
         if on_nonfinite == "skip":
             return None
-        raise nonfinite_error("loss", None, value, where, _blame(model, xb) + REMEDY +
+        raise nonfinite_error("loss", None, total, where, _blame(model, xs) + REMEDY +
                               "; the weights are those before this batch")
-    model.backward(loss.backward(), from_logits=fused)
+    _backward(model, douts, fused)
     grads = model.trainable_grads()
     bad = first_bad_array(grads)
     if bad is not None:
@@ -94,18 +251,27 @@ def train_batch(model, xb, yb, swb=None, where=None, on_nonfinite="stop"):
     bad = first_bad_array(params)
     if bad is not None:
         raise nonfinite_error("the weight", *bad, where, "the update itself overflowed; " + REMEDY)
-    for m in model.metrics:
-        m.update(loss.y_prob, yb, model.output_mask)
-    return value
+    for h, y, mask, v in zip(heads(model), ys, masks, values):
+        if v is not None:
+            _update_metrics(h, y, mask)          # each head's loss still holds this batch's y_prob
+    return total, values
 
 
-def _blame(model, xb):
+def train_batch(model, xb, yb, swb=None, where=None, on_nonfinite="stop"):
+    """One update on one batch given as fit takes data; returns the batch loss (None when
+    skipped for a NaN or Inf with on_nonfinite='skip')."""
+    xs, ys = standardize(model, xb, yb)
+    step = train_step(model, xs, ys, _sample_weights(model, swb, len(xs[0])), where, on_nonfinite)
+    return None if step is None else step[0]
+
+
+def _blame(model, xs):
     """Which layer's output first holds a NaN or Inf on this batch, and its largest weight, in words
-    (for the message when the loss is not finite); '' where that cannot be told."""
+    (for the message when the loss is not finite); '' where that cannot be told (a graph)."""
     layers = getattr(model, "layers", None)
-    if not layers:
+    if not layers or _multi(model):
         return ""
-    out, mask = xb, None
+    out, mask = xs[0], None
     try:
         for layer in layers:
             new = layer.forward(out, training=False, mask=mask)
@@ -122,6 +288,28 @@ def _blame(model, xb):
     return ""
 
 
+def _reset_metrics(model):
+    for h in heads(model):
+        for m in h.metrics:
+            m.reset()
+
+
+def _step_logs(model, loss_sum, head_sums, seen, prefix=""):
+    logs = {prefix + "loss": loss_sum / seen}
+    multi = len(heads(model)) > 1
+    for h, (loss_key, metric_keys), s in zip(heads(model), _log_names(model), head_sums):
+        if multi and s is not None:
+            logs[prefix + loss_key] = s / seen
+        for m, key in zip(h.metrics, metric_keys):
+            logs[prefix + key] = m.result()
+    return logs
+
+
+def _add_head_sums(sums, values, count):
+    return [None if v is None else (s or 0.0) + v * count for s, v in zip(sums, values)]
+
+
+# ---- fit, evaluate, predict --------------------------------------------------------------
 def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
         seed=None, on_nonfinite="stop"):
@@ -130,36 +318,41 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     _check_compiled(model)
     if on_nonfinite not in ("stop", "skip"):
         raise ValueError(f"on_nonfinite must be 'stop' or 'skip'; got {on_nonfinite!r}")
-    x, y = _check_xy(x, y)
+    xs, ys = standardize(model, x, y)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
-    sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
-    if len(sw) != len(x):
-        raise ValueError(f"sample_weight must have one weight per sample ({len(x)}); got {len(sw)}")
+    n = len(xs[0])
+    sws = _sample_weights(model, sample_weight, n)
     if class_weight is not None:
-        sw = sw * (_class_weights(y, class_weight).reshape((-1,) + (1,) * (sw.ndim - 1)))
-    weighted = sample_weight is not None or class_weight is not None
+        if len(ys) != 1:
+            raise ValueError("class_weight works for a model with one output; use sample_weight per output")
+        cw = _class_weights(ys[0], class_weight)
+        sws = [cw if sws[0] is None else sws[0] * cw.reshape((-1,) + (1,) * (sws[0].ndim - 1))]
 
     if validation_data is not None:
-        if len(validation_data) != 2:
-            raise ValueError("validation_data must be (x_val, y_val); got "
-                             f"{len(validation_data)} items")
-        x_val, y_val = _check_xy(*validation_data)
+        if len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight_val); "
+                             f"got {len(validation_data)} items")
+        vx, vy = standardize(model, validation_data[0], validation_data[1])
+        val = (vx, vy, _sample_weights(model, validation_data[2] if len(validation_data) == 3 else None,
+                                       len(vx[0])))
     elif validation_split:
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in (0, 1); got {validation_split!r}")
         # the last fraction, before any shuffling, as Keras does
-        split_at = int(len(x) * (1.0 - validation_split))
-        if split_at == 0 or split_at == len(x):
+        split_at = int(n * (1.0 - validation_split))
+        if split_at == 0 or split_at == n:
             raise ValueError(f"validation_split={validation_split} leaves no training or no validation "
-                             f"samples out of {len(x)}")
-        x, x_val, y, y_val, sw = x[:split_at], x[split_at:], y[:split_at], y[split_at:], sw[:split_at]
+                             f"samples out of {n}")
+        val = (_slice(xs, split_at, n), _slice(ys, split_at, n), [None] * len(ys))
+        xs, ys, sws = _slice(xs, 0, split_at), _slice(ys, 0, split_at), _slice(sws, 0, split_at)
+        n = split_at
     else:
-        x_val = y_val = None
+        val = None
 
-    stateful = _check_stateful(model, len(x), batch_size, shuffle, None if x_val is None else len(x_val))
+    stateful = _check_stateful(model, n, batch_size, shuffle, None if val is None else len(val[0][0]))
 
     if seed is None:
         seed = model.seed
@@ -179,34 +372,32 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     for cb in cbs:
         cb.on_train_begin()
 
-    n = len(x)
     n_batches = (n + batch_size - 1) // batch_size
     for epoch in range(initial_epoch, epochs):
         for cb in cbs:
             cb.on_epoch_begin(epoch)
-        for m in model.metrics:
-            m.reset()
+        _reset_metrics(model)
         if stateful:
             _reset_states(model)                  # each epoch reads the sequences from their start
-        order = rng.permutation(n) if shuffle else np.arange(n)
         bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
                    disable=verbose != 1, unit="batch", dynamic_ncols=True, leave=True)
-        loss_sum, seen, skipped = 0.0, 0, 0
-        for b in range(n_batches):
-            idx = np.sort(order[b * batch_size:(b + 1) * batch_size])
+        loss_sum, head_sums, seen, skipped = 0.0, [None] * len(ys), 0, 0
+        for b, idx in enumerate(batches(n, batch_size, shuffle, rng)):
             try:
-                value = train_batch(model, x[idx], y[idx], sw[idx] if weighted else None,
-                                    where=(epoch + 1, b + 1, n_batches), on_nonfinite=on_nonfinite)
+                step = train_step(model, _take(xs, idx), _take(ys, idx), _take(sws, idx),
+                                  where=(epoch + 1, b + 1, n_batches), on_nonfinite=on_nonfinite)
             except FloatingPointError:
                 bar.close()
                 raise
-            if value is None:                        # on_nonfinite='skip'
+            if step is None:                         # on_nonfinite='skip'
                 skipped += 1
                 bar.update(1)
                 continue
+            value, values = step
             loss_sum += value * len(idx)
+            head_sums = _add_head_sums(head_sums, values, len(idx))
             seen += len(idx)
-            logs = _step_logs(model, loss_sum, seen)
+            logs = _step_logs(model, loss_sum, head_sums, seen)
             bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
             bar.update(1)
             for cb in cbs:
@@ -216,16 +407,16 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         if seen == 0:
             raise nonfinite_error("loss", None, float("nan"), (epoch + 1, n_batches, n_batches),
                                   f"every batch of the epoch was skipped; {REMEDY}")
-        logs = _step_logs(model, loss_sum, seen)
+        logs = _step_logs(model, loss_sum, head_sums, seen)
         if on_nonfinite == "skip":
             logs["skipped_batches"] = skipped
             if skipped:
                 print(f"Epoch {epoch + 1}: skipped {skipped} of {n_batches} batches with a NaN or Inf "
                       f"in the loss or the gradients", file=sys.stderr)
-        if x_val is not None:
+        if val is not None:
             if stateful:
                 _reset_states(model)              # validation sequences start from zeros too
-            logs.update(evaluate(model, x_val, y_val, batch_size=batch_size, prefix="val_"))
+            logs.update(evaluate_batches(model, *val, batch_size=batch_size, prefix="val_"))
         bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()})
         bar.close()
         if verbose == 2:
@@ -273,28 +464,85 @@ def _all_layers(layer):
 
 
 def evaluate(model, x, y, batch_size=32, sample_weight=None, verbose=0, prefix=""):
-    """The loss (mean over samples, weighted as in training) and metrics over (x, y)."""
+    """The loss (mean over samples, weighted as in training), per-output losses
+    (several outputs) and metrics over (x, y)."""
     _check_compiled(model)
-    x, y = _check_xy(x, y)
-    loss = model.loss
-    fused = _fuse(model, loss)
-    for m in model.metrics:
-        m.reset()
-    loss_sum, seen = 0.0, 0
-    for b in tqdm(range(0, len(x), batch_size), disable=verbose != 1, file=sys.stderr, desc="evaluate"):
-        xb, yb = x[b:b + batch_size], y[b:b + batch_size]
-        swb = None if sample_weight is None else np.asarray(sample_weight)[b:b + batch_size]
-        out = model.forward(xb, training=False, return_logits=fused)
-        loss_sum += loss.forward(out, yb, sample_weight=swb, mask=model.output_mask,
-                                 from_logits=fused or loss.from_logits) * len(xb)
-        seen += len(xb)
-        for m in model.metrics:
-            m.update(loss.y_prob, yb, model.output_mask)
-    return _step_logs(model, loss_sum, seen, prefix)
+    xs, ys = standardize(model, x, y)
+    return evaluate_batches(model, xs, ys, _sample_weights(model, sample_weight, len(xs[0])),
+                            batch_size=batch_size, verbose=verbose, prefix=prefix)
+
+
+def evaluate_batches(model, xs, ys, sws, batch_size=32, verbose=0, prefix=""):
+    """evaluate on data as standardize gives it (lists), with sample weights per head."""
+    n = len(xs[0])
+    fused = fused_heads(model)
+    _reset_metrics(model)
+    loss_sum, head_sums, seen = 0.0, [None] * len(ys), 0
+    for b in tqdm(range(0, n, batch_size), disable=verbose != 1, file=sys.stderr, desc="evaluate"):
+        xb, yb, swb = _slice(xs, b, b + batch_size), _slice(ys, b, b + batch_size), _slice(sws, b, b + batch_size)
+        outs, masks = _forward(model, xb, False, fused)
+        total, values, _ = _losses(model, outs, masks, yb, swb, fused, backward=False)
+        count = len(xb[0])
+        loss_sum += total * count
+        head_sums = _add_head_sums(head_sums, values, count)
+        seen += count
+    return _step_logs(model, loss_sum, head_sums, seen, prefix)
 
 
 def predict(model, x, batch_size=32, verbose=0):
-    x = as_array(x, "x")
-    outs = [model.forward(x[b:b + batch_size], training=False)
-            for b in tqdm(range(0, len(x), batch_size), disable=verbose != 1, file=sys.stderr, desc="predict")]
-    return np.concatenate(outs, axis=0)
+    """The outputs over x in batches: one array, or a list for several outputs."""
+    xs, _ = standardize(model, x)
+    n = len(xs[0])
+    parts = []
+    for b in tqdm(range(0, n, batch_size), disable=verbose != 1, file=sys.stderr, desc="predict"):
+        xb = _slice(xs, b, b + batch_size)
+        if _multi(model):
+            outs, _ = model.forward_heads(xb, training=False)
+        else:
+            outs = [model.forward(xb[0], training=False)]
+        parts.append(outs)
+    outs = [np.concatenate([p[k] for p in parts], axis=0) for k in range(len(parts[0]))]
+    return outs if _multi(model) and model.multi_output else outs[0]
+
+
+class ModelMethods:
+    """fit, evaluate, predict, train_on_batch, predict_on_batch and save, the same
+    for Sequential and the functional Model (both run this module's loop)."""
+
+    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
+            initial_epoch=0, seed=None, on_nonfinite="stop"):
+        return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
+                   validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
+                   class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+                   seed=seed, on_nonfinite=on_nonfinite)
+
+    def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
+        """The loss (and per-output losses, metrics): a number, a list, or a dict with return_dict."""
+        logs = evaluate(self, x, y, batch_size=batch_size, sample_weight=sample_weight, verbose=verbose)
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+    def predict(self, x, batch_size=32, verbose=0):
+        return predict(self, x, batch_size=batch_size, verbose=verbose)
+
+    def train_on_batch(self, x, y, sample_weight=None):
+        """One optimizer step on one batch (forward, loss, BPTT, update); returns the batch loss."""
+        _check_compiled(self)
+        xs, ys = standardize(self, x, y)
+        _reset_metrics(self)
+        return train_step(self, xs, ys, _sample_weights(self, sample_weight, len(xs[0])))[0]
+
+    def predict_on_batch(self, x):
+        """The model's output for one batch, with no batching or progress bar."""
+        return self.forward(x if _multi(self) else as_array(x, "x"), training=False)
+
+    def save(self, path):
+        from .saving import save_model
+        save_model(self, path)
+
+
+def clone_loss(loss):
+    """A separate Loss object with the same settings (losses keep per-batch state)."""
+    return copy.copy(loss)
