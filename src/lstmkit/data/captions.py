@@ -205,7 +205,7 @@ def read_tuxpaint(stamps=None, lang="en"):
             caps.append([caption])
             groups.append(os.path.relpath(dirpath, stamps).split(os.sep)[0])
     if not images:
-        raise DataError(f"{stamps}: no stamp PNG with a {lang} caption beside it")
+        raise DataError(f"{stamps}: no stamp PNG with a caption in {lang!r} beside it")
     return CaptionSet(images, caps, groups, lang, stamps)
 
 

@@ -1,6 +1,7 @@
 """Decoding: greedy and beam search over the decoder's step function.
 
-Both run a batch of source sentences at once and call `model.step(enc, state,
+Both run a batch of source sentences (or images: apps/caption_model.py's
+CaptionDecoder speaks the same protocol) at once and call `model.step(enc, state,
 prev) -> (logits (N, V), attention (N, S), state)` once per output position,
 N rows at a time (the compiled step kernels of the recurrent layers do the
 recurrence).
@@ -67,7 +68,7 @@ def length_penalty(length, alpha):
 def beam_search(model, src, beam=5, alpha=0.6, max_len=None, return_attention=False):
     """src (B, S) ids -> list of B token lists, the best translation of each sentence."""
     src = np.asarray(src)
-    B, S = src.shape
+    B, S = src.shape[:2]                 # (B, S) source ids, or (B, L, D) image places (captioning)
     k = int(beam)
     if k < 1:
         raise ValueError(f"beam must be at least 1; got {beam!r}")
