@@ -46,6 +46,13 @@ def test_train_eval_describe(tmp_path, shapes_csv, capsys):
     assert main(["caption", "eval", str(out), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
     again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert again["model"] == m["model"]                           # the same test split, same captions
+    other = shapes_set(str(tmp_path / "other"), copies=1)
+    ocsv = write_csv(tmp_path / "other" / "o.csv", [(n, c.replace("A ", "One ")) for n, c in other])
+    assert main(["caption", "eval", str(out), "--data", f"csv:{ocsv}", "--out", str(tmp_path / "ev2"),
+                 "--quiet"]) == 0
+    m2 = json.loads((tmp_path / "ev2" / "metrics.json").read_text())
+    assert len((tmp_path / "ev2" / "captions.tsv").read_text().splitlines()) == 1 + len(other)
+    assert m2["model"]["object_share"] > 0.5 and m2["data"] == f"csv:{ocsv}"
     capsys.readouterr()
     new = draw(str(tmp_path / "new.png"), "blue", "disc", seed=99)
     assert main(["caption", "describe", "--model", str(out), new]) == 0

@@ -254,3 +254,36 @@ def describe(run, paths, beam=None, log=print):
     ids = M.describe_ids(model, _scale(feats, mean, std), beam=meta["beam"] if beam is None else beam,
                          max_len=meta["max_len"])
     return [(p, vocab.decode(s)) for p, s in zip(paths, ids)]
+
+
+# ---- the demo's step -------------------------------------------------------------------------
+
+def demo_step(out_dir, quick=False, seed=0, verbose=1, log=print):
+    """Show and Tell on the Tux Paint stamps (HOG features) for `lstmkit demo`: the
+    scores beside both baselines and a few test captions; None when the stamps cannot
+    be had (no registry reachable)."""
+    from .. import datasets
+    try:
+        datasets.fetch("tuxpaint-stamps-default", log=log)
+    except datasets.DataMissing as e:
+        log(f"note: {e}")
+        log("skipping the captioning step (no Tux Paint stamps)")
+        return None
+    cpu0 = time.process_time()
+    m, run = train("tuxpaint", epochs=2 if quick else 30, units=32 if quick else 128,
+                   embed_dim=16 if quick else 64, patience=None if quick else 5, seed=seed,
+                   out=os.path.join(out_dir, "caption"), verbose=0, log=log, progress=verbose > 0)
+    for ex in m["examples"][:6]:
+        log(f"  {ex['image']:28s} {ex['generated']!r:34s} (reference {ex['reference']!r})")
+    return {"model": m["model"], "most_frequent": m["most_frequent"],
+            "nearest_neighbour": m["nearest_neighbour"], "cpu_seconds": round(time.process_time() - cpu0, 1),
+            "run": run}
+
+
+def demo_line(s):
+    if s is None:
+        return "captioning: skipped (no Tux Paint stamps)"
+    m, f, n = s["model"], s["most_frequent"], s["nearest_neighbour"]
+    return (f"captioning (Tux Paint, HOG): BLEU-1 {m['bleu1']:.1f} / BLEU-2 {m['bleu2']:.1f} / right object "
+            f"{m['object_share']:.0%}; most frequent caption {f['bleu1']:.1f} / {f['bleu2']:.1f} / "
+            f"{f['object_share']:.0%}; nearest neighbour {n['bleu1']:.1f} / {n['bleu2']:.1f} / {n['object_share']:.0%}")
