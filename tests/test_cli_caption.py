@@ -106,8 +106,10 @@ def test_describe_missing_image(tmp_path, shapes_csv, capsys):
     csv, folder, rows = shapes_csv
     out = tmp_path / "run"
     assert main(["caption", "train", "--data", f"csv:{csv}", "--epochs", "1", "--units", "8",
-                 "--embed-dim", "4", "--out", str(out), "--quiet"]) == 0
+                 "--embed-dim", "4", "--pca", "5", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "meta.json").read_text())["pca"] == 5
     capsys.readouterr()
+    assert main(["caption", "describe", "--model", str(out), os.path.join(folder, rows[0][0])]) == 0
     err = _one_line_error(["caption", "describe", "--model", str(out), str(tmp_path / "gone.png")], capsys)
     assert "gone.png: no such image file" in err
 

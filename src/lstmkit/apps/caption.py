@@ -66,13 +66,35 @@ def _rows(data, idx, vocab):
     return np.asarray(rows, np.int64), seqs
 
 
-def _scale(features, mean, std):
-    return ((features - mean) / std).astype(np.float32)
+def fit_scaling(train_feats, pca=None):
+    """Standardise each feature with the training images' mean and deviation; with pca=k,
+    then project on the first k principal directions of the training features and
+    standardise those (the image Dense then has k inputs instead of D: fewer weights
+    to fit on a few hundred images)."""
+    axes = tuple(range(train_feats.ndim - 1))
+    mean = train_feats.mean(axis=axes)
+    std = train_feats.std(axis=axes) + 1e-6
+    scaling = {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
+    if pca:
+        z = ((train_feats - mean) / std).reshape(-1, train_feats.shape[-1])          # (N, D)
+        k = min(int(pca), z.shape[0], z.shape[1])
+        _, _, vt = np.linalg.svd(z.astype(np.float64), full_matrices=False)
+        proj = vt[:k].T                                                               # (D, k)
+        scaling["proj"] = proj.astype(np.float32)
+        scaling["pstd"] = ((z @ proj).std(axis=0) + 1e-6).astype(np.float32)
+    return scaling
+
+
+def _scale(features, scaling):
+    z = (features - scaling["mean"]) / scaling["std"]
+    if "proj" in scaling:
+        z = (z @ scaling["proj"]) / scaling["pstd"]
+    return z.astype(np.float32)
 
 
 def train(data="tuxpaint", images=None, lang="en", tokens=None, encoder="hog", arch="show-tell",
           embed_dim=128, units=256, dropout=0.3, epochs=40, batch_size=32, learning_rate=0.003,
-          min_count=2, max_len=20, test_split=0.15, val_split=0.1, beam=3, patience=None, seed=0,
+          min_count=2, max_len=20, test_split=0.15, val_split=0.1, beam=3, patience=None, seed=0, pca=None,
           out=None, samples=16, verbose=1, log=print, progress=True, cache=True, engine="auto"):
     import lstmkit as lk
     t_start = time.perf_counter()
@@ -84,10 +106,8 @@ def train(data="tuxpaint", images=None, lang="en", tokens=None, encoder="hog", a
     if len(feats) != len(capset):
         raise DataError(f"encoder {encoder}: {len(feats)} feature rows for {len(capset)} images")
     tr, va, te = split_images(len(capset), test_split, val_split, seed)
-    axes = (0, 1) if feats.ndim == 3 else (0,)
-    mean = feats[tr].mean(axis=axes)
-    std = feats[tr].std(axis=axes) + 1e-6
-    x = _scale(feats, mean, std)
+    scaling = fit_scaling(feats[tr], pca)
+    x = _scale(feats, scaling)
     vocab = M.CaptionVocab(tokens).fit([c for i in tr for c in capset.captions[i]], min_count=min_count)
     log(f"split: {len(tr)} train, {len(va)} validation, {len(te)} test images; "
         f"{len(vocab)} {tokens} tokens (seen at least {min_count}x)")
@@ -112,12 +132,12 @@ def train(data="tuxpaint", images=None, lang="en", tokens=None, encoder="hog", a
     out = make_run_dir("caption", out)
     meta = {"app": APP, "arch": arch, "encoder": encoder, "data": data, "images": images, "lang": lang,
             "vocab": vocab.to_dict(), "feature_shape": list(x.shape[1:]), "max_len": max_len,
-            "beam": beam, "seed": seed, "test_split": test_split, "val_split": val_split,
+            "beam": beam, "seed": seed, "pca": pca, "test_split": test_split, "val_split": val_split,
             "split": {"train": len(tr), "val": len(va), "test": len(te)}}
     save_bundle(model, meta, out)
     from ..io import atomic_path
     with atomic_path(os.path.join(out, "feature_scaling.npz")) as tmp:
-        np.savez(tmp, mean=mean.astype(np.float32), std=std.astype(np.float32))
+        np.savez(tmp, **scaling)
     from .. import plotting
     plotting.history(hist.history, os.path.join(out, "history.png"), title=f"caption {arch} ({encoder})")
     metrics = _score(model, vocab, capset, x, tr, te, beam, max_len, lang, out, samples, log)
@@ -201,26 +221,26 @@ def load_run(run):
         raise DataError(f"{scaling}: missing; the run folder of `lstmkit caption train` keeps the "
                         f"feature scaling there")
     with np.load(scaling, allow_pickle=False) as z:
-        mean, std = z["mean"], z["std"]
-    return model, meta, M.CaptionVocab.from_dict(meta["vocab"]), mean, std
+        arrays = {k: z[k] for k in z.files}
+    return model, meta, M.CaptionVocab.from_dict(meta["vocab"]), arrays
 
 
 def evaluate(run, data=None, images=None, beam=None, out=None, samples=16, log=print, progress=True):
     """Scores of a run on its own test split (data=None) or on all images of other data
     (the baselines then draw on the run's training split)."""
-    model, meta, vocab, mean, std = load_run(run)
+    model, meta, vocab, scaling = load_run(run)
     beam = meta["beam"] if beam is None else beam
     own = load_data(meta["data"], meta.get("images"), meta["lang"])
     enc = get_encoder(meta["encoder"])
     feats = features_for(enc, own.images, progress=progress, log=log)
     tr, va, te = split_images(len(own), meta["test_split"], meta["val_split"], meta["seed"])
-    x = _scale(feats, mean, std)
+    x = _scale(feats, scaling)
     out = make_run_dir("caption-eval", out)
     if data is None:
         metrics = _score(model, vocab, own, x, tr, te, beam, meta["max_len"], meta["lang"], out, samples, log)
     else:
         other = load_data(data, images, meta["lang"])
-        xo = _scale(features_for(enc, other.images, progress=progress, log=log), mean, std)
+        xo = _scale(features_for(enc, other.images, progress=progress, log=log), scaling)
         both = _Joined(own, tr, other)
         xj = np.concatenate([x[tr], xo])
         metrics = _score(model, vocab, both, xj, np.arange(len(tr)), np.arange(len(tr), len(xj)), beam,
@@ -240,7 +260,7 @@ class _Joined:
 
 def describe(run, paths, beam=None, log=print):
     """[(path, caption)] for image files."""
-    model, meta, vocab, mean, std = load_run(run)
+    model, meta, vocab, scaling = load_run(run)
     if meta["encoder"].startswith("features:"):
         raise DataError(f"{run}: this model was trained on precomputed features ({meta['encoder']}); "
                         f"it cannot describe image files -- train with an image encoder (hog, onnx:PATH)")
@@ -248,10 +268,10 @@ def describe(run, paths, beam=None, log=print):
         raise DataError("describe: no image files given")
     enc = get_encoder(meta["encoder"])
     feats = enc.encode([os.fspath(p) for p in paths], progress=False)
-    if list(feats.shape[1:]) != list(meta["feature_shape"]):
-        raise DataError(f"encoder {meta['encoder']} gives features {feats.shape[1:]}, the model expects "
-                        f"{tuple(meta['feature_shape'])}")
-    ids = M.describe_ids(model, _scale(feats, mean, std), beam=meta["beam"] if beam is None else beam,
+    if feats.shape[1:] != scaling["mean"].shape and feats.shape[-1:] != scaling["mean"].shape:
+        raise DataError(f"encoder {meta['encoder']} gives features {feats.shape[1:]}, the run was trained on "
+                        f"{scaling['mean'].shape[-1]} values per image")
+    ids = M.describe_ids(model, _scale(feats, scaling), beam=meta["beam"] if beam is None else beam,
                          max_len=meta["max_len"])
     return [(p, vocab.decode(s)) for p, s in zip(paths, ids)]
 

@@ -41,6 +41,8 @@ def register(sub):
     t.add_argument("--val-split", type=float, default=0.1, help="share of images for validation (0: none)")
     t.add_argument("--patience", type=positive_int, default=None,
                    help="stop after this many epochs without a better validation loss; keep the best weights")
+    t.add_argument("--pca", type=positive_int, default=None,
+                   help="project the standardised features on this many principal directions first")
     t.add_argument("--beam", type=positive_int, default=3, help="beam width (1: greedy)")
     t.add_argument("--samples", type=positive_int, default=16, help="test images on the contact sheet")
     add_common(t)
@@ -83,7 +85,7 @@ def run_train(a):
                              arch=a.arch, embed_dim=a.embed_dim, units=a.units, dropout=a.dropout,
                              epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr,
                              min_count=a.min_count, max_len=a.max_len, test_split=a.test_split,
-                             val_split=a.val_split, beam=a.beam, patience=a.patience, seed=a.seed,
+                             val_split=a.val_split, beam=a.beam, patience=a.patience, seed=a.seed, pca=a.pca,
                              out=a.out, samples=a.samples, verbose=verbose(a), log=say,
                              progress=not a.quiet)
     say(f"outputs in {out}")
