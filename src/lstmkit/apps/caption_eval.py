@@ -71,16 +71,14 @@ def object_share(hyps, refs):
 def bleu(hyps, refs, lang="en"):
     """{'bleu1'..'bleu4'}: corpus BLEU on lower-cased text (sacrebleu's 13a tokenizer;
     'zh' for Chinese), every reference of each image used."""
-    sb = _sacrebleu()
+    _sacrebleu()
     from sacrebleu.metrics import BLEU
     n_ref = max(len(r) for r in refs)
     streams = [[r[k] if k < len(r) else r[0] for r in refs] for k in range(n_ref)]
     out = {}
     for n in range(1, 5):
-        metric = BLEU(max_ngram_order=n, lowercase=True, tokenize="zh" if lang == "zh" else "13a",
-                      effective_order=True)
+        metric = BLEU(max_ngram_order=n, lowercase=True, tokenize="zh" if lang == "zh" else "13a")
         out[f"bleu{n}"] = round(float(metric.corpus_score(list(hyps), streams).score), 2)
-    del sb
     return out
 
 

@@ -74,7 +74,7 @@ class HogEncoder:
         return _loop(self.encode_one, paths, progress, "hog")
 
 
-def _loop(fn, paths, progress, what, batch=1):
+def _loop(fn, paths, progress, what):
     from tqdm import tqdm
     rows = []
     for p in tqdm(paths, desc=f"features ({what})", unit="img", disable=not progress, leave=False):
