@@ -94,7 +94,7 @@ def _scale(features, scaling):
 
 def train(data="tuxpaint", images=None, lang="en", tokens=None, encoder="hog", arch="show-tell",
           embed_dim=128, units=256, dropout=0.3, epochs=40, batch_size=32, learning_rate=0.003,
-          min_count=2, max_len=20, test_split=0.15, val_split=0.1, beam=3, patience=None, seed=0, pca=None,
+          min_count=2, max_len=20, test_split=0.15, val_split=0.1, beam=3, patience=None, seed=0, pca=128,
           out=None, samples=16, verbose=1, log=print, progress=True, cache=True, engine="auto"):
     import lstmkit as lk
     t_start = time.perf_counter()
@@ -290,8 +290,8 @@ def demo_step(out_dir, quick=False, seed=0, verbose=1, log=print):
         log("skipping the captioning step (no Tux Paint stamps)")
         return None
     cpu0 = time.process_time()
-    m, run = train("tuxpaint", epochs=2 if quick else 30, units=32 if quick else 128,
-                   embed_dim=16 if quick else 64, patience=None if quick else 5, seed=seed,
+    m, run = train("tuxpaint", epochs=2 if quick else 40, units=32 if quick else 256,
+                   embed_dim=16 if quick else 128, patience=None if quick else 6, pca=128, seed=seed,
                    out=os.path.join(out_dir, "caption"), verbose=0, log=log, progress=verbose > 0)
     for ex in m["examples"][:6]:
         log(f"  {ex['image']:28s} {ex['generated']!r:34s} (reference {ex['reference']!r})")

@@ -41,8 +41,8 @@ def register(sub):
     t.add_argument("--val-split", type=float, default=0.1, help="share of images for validation (0: none)")
     t.add_argument("--patience", type=positive_int, default=None,
                    help="stop after this many epochs without a better validation loss; keep the best weights")
-    t.add_argument("--pca", type=positive_int, default=None,
-                   help="project the standardised features on this many principal directions first")
+    t.add_argument("--pca", type=int, default=128,
+                   help="project the standardised features on this many principal directions first (0: off)")
     t.add_argument("--beam", type=positive_int, default=3, help="beam width (1: greedy)")
     t.add_argument("--samples", type=positive_int, default=16, help="test images on the contact sheet")
     add_common(t)
@@ -79,13 +79,15 @@ def _missing_action(p):
 
 
 def run_train(a):
+    if a.pca < 0:
+        raise DataError(f"--pca: expected 0 (off) or a positive number of directions, got {a.pca}")
     if not 0 <= a.val_split < 1:
         raise DataError(f"--val-split: expected a number in [0, 1), got {a.val_split}")
     metrics, out = app.train(a.data, images=a.images, lang=a.lang, tokens=a.tokens, encoder=a.encoder,
                              arch=a.arch, embed_dim=a.embed_dim, units=a.units, dropout=a.dropout,
                              epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr,
                              min_count=a.min_count, max_len=a.max_len, test_split=a.test_split,
-                             val_split=a.val_split, beam=a.beam, patience=a.patience, seed=a.seed, pca=a.pca,
+                             val_split=a.val_split, beam=a.beam, patience=a.patience, seed=a.seed, pca=a.pca or None,
                              out=a.out, samples=a.samples, verbose=verbose(a), log=say,
                              progress=not a.quiet)
     say(f"outputs in {out}")
