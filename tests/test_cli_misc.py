@@ -19,7 +19,8 @@ def run_cli(*args, stdin=None):
 
 @pytest.mark.parametrize("cmd", [[], ["classify", "train"], ["classify", "eval"], ["classify", "predict"],
                                  ["generate", "train"], ["generate", "sample"], ["forecast", "train"],
-                                 ["forecast", "predict"], ["gradients"], ["inspect"], ["demo"]])
+                                 ["forecast", "predict"], ["gradients"], ["inspect"], ["demo"],
+                                 ["caption", "train"], ["caption", "eval"]])
 def test_help_explains_options_with_defaults(cmd):
     r = run_cli(*cmd, "--help")
     assert r.returncode == 0 and "usage: lstmkit" in r.stdout
@@ -81,8 +82,9 @@ def test_demo_quick_runs_every_step(tmp_path):
     assert 0 <= s["sentiment"]["val_accuracy"] <= 1
     assert s["generate"]["bits_per_character"] > 0 and s["generate"]["samples"]
     assert s["translate"]["copy_baseline"]["bleu"] >= 0 and s["translate"]["examples"]
+    assert 0 <= s["caption"]["model"]["bleu1"] <= 100 and s["caption"]["nearest_neighbour"]["object_share"] >= 0
     for sub, f in (("sentiment", "confusion.png"), ("tang", "samples.txt"), ("gradients", "gradient_flow.png"),
-                   ("translate", "metrics.json")):
+                   ("translate", "metrics.json"), ("caption", "contact_sheet.png")):
         assert (tmp_path / "d" / sub / f).exists()
     assert f"outputs in {tmp_path / 'd'}" in r.stdout
 

