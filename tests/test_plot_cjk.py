@@ -44,3 +44,19 @@ def test_the_check_can_fail_without_the_font(cjk_font, tmp_path):
     with pytest.warns(UserWarning, match="Glyph .* missing from font"):
         fig.savefig(tmp_path / "boxes.png")
     plt.close(fig)
+
+
+def test_font_found_at_its_declared_path_without_searching(tmp_path, monkeypatch):
+    """The font is looked up where its source says it is, never searched for: an
+    installed package has the root /, and a recursive search there once ran for
+    over an hour in CI."""
+    from lstmkit import datasets
+    rel = datasets.SOURCES[plotting.CJK_FONT_DATASET].files["font"]
+    monkeypatch.setattr(datasets, "path", lambda name, prefer_system=True: tmp_path)
+    stray = tmp_path / "somewhere" / "deep" / plotting.CJK_FONT_FILE
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"x")
+    assert plotting._cached_font_file(False, None) is None            # not at the declared path
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_bytes(b"x")
+    assert plotting._cached_font_file(False, None) == str(tmp_path / rel)

@@ -14,7 +14,6 @@ registered font can draw are replaced by '?' (drawable), so a plot never shows
 boxes.
 """
 import functools
-import glob
 import os
 
 import numpy as np
@@ -50,8 +49,10 @@ def _cached_font_file(fetch, log):
         if fetch and log:
             log(f"note: no CJK font for the plots ({' '.join(str(e).split())}); Chinese shows as '?'")
         return None
-    found = sorted(glob.glob(os.path.join(os.fspath(root), "**", CJK_FONT_FILE), recursive=True))
-    return found[0] if found else None
+    # the source names the font's path inside its root; never search the root: for an installed
+    # package the root is / and a recursive search walks the whole file system
+    file = os.path.join(os.fspath(root), datasets.SOURCES[CJK_FONT_DATASET].files["font"])
+    return file if os.path.isfile(file) else None
 
 
 def use_cjk_font(fetch=False, log=None):
