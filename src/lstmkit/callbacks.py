@@ -16,9 +16,21 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None): pass
     def on_train_end(self, logs=None): pass
 
+    # what a checkpoint keeps of a callback (fit(checkpoint_dir=...)): the attributes named
+    # in STATE, read after on_train_begin and put back on resume
+    STATE = ()
+
+    def get_state(self):
+        return {k: getattr(self, k, None) for k in self.STATE} if self.STATE else None
+
+    def set_state(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+
 
 class History(Callback):
     """history.history: {"loss": [...], "val_loss": [...], ...}, one entry per epoch."""
+    STATE = ("history", "epoch")
 
     def __init__(self):
         self.history, self.epoch = {}, []
@@ -47,6 +59,7 @@ def _monitored(logs, monitor):
 class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by min_delta for `patience` epochs;
     restore_best_weights puts back the weights of the best epoch at the end."""
+    STATE = ("best", "best_weights", "best_epoch", "wait", "stopped_epoch")
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
                  restore_best_weights=False):
@@ -78,6 +91,7 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model after each epoch (to filepath, which may hold {epoch} and
     log keys such as {val_loss:.3f}); with save_best_only only when `monitor` improves."""
+    STATE = ("best",)
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
         self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only

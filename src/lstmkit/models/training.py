@@ -29,6 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..callbacks import History
+from . import checkpoint as ckpt
 from .checks import as_array, first_bad_array, nonfinite_error
 
 
@@ -312,12 +313,29 @@ def _add_head_sums(sums, values, count):
 # ---- fit, evaluate, predict --------------------------------------------------------------
 def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-        seed=None, on_nonfinite="stop"):
+        seed=None, on_nonfinite="stop", checkpoint_dir=None, checkpoint_every=None, keep_checkpoints=3,
+        resume=False):
     """on_nonfinite: 'stop' (NonFiniteError naming layer, parameter, epoch and batch) or 'skip' (leave out
-    a batch whose loss or gradients hold NaN/Inf; the count is in the logs as 'skipped_batches')."""
+    a batch whose loss or gradients hold NaN/Inf; the count is in the logs as 'skipped_batches').
+
+    checkpoint_dir: write a checkpoint there (models/checkpoint.py: weights, optimizer state, every
+    random generator, the position, the epoch's running sums, History and callbacks' state) at each
+    epoch end and, with checkpoint_every=N, every N batches; keep the newest keep_checkpoints.
+    resume=True: go on from the newest checkpoint there that reads back whole (start afresh when the
+    folder holds none); with the same data, batch size, callbacks and engine threads, the result is
+    bit for bit that of a run never interrupted. Without resume, a folder already holding
+    checkpoints is refused rather than mixed with a new run's."""
     _check_compiled(model)
     if on_nonfinite not in ("stop", "skip"):
         raise ValueError(f"on_nonfinite must be 'stop' or 'skip'; got {on_nonfinite!r}")
+    for name, v, none_ok in (("checkpoint_every", checkpoint_every, True),
+                             ("keep_checkpoints", keep_checkpoints, False)):
+        if not (v is None and none_ok) and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                                            or v <= 0):
+            raise ValueError(f"{name} must be a positive integer{' or None' if none_ok else ''}; got {v!r}")
+    if checkpoint_dir is None and (resume or checkpoint_every):
+        raise ValueError(f"{'resume=True' if resume else 'checkpoint_every'} needs checkpoint_dir, the folder "
+                         f"of the checkpoints")
     xs, ys = standardize(model, x, y)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
@@ -373,16 +391,54 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         cb.on_train_begin()
 
     n_batches = (n + batch_size - 1) // batch_size
-    for epoch in range(initial_epoch, epochs):
-        for cb in cbs:
-            cb.on_epoch_begin(epoch)
-        _reset_metrics(model)
-        if stateful:
-            _reset_states(model)                  # each epoch reads the sequences from their start
-        bar = tqdm(total=n_batches, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
+    start_epoch, skip, partial = initial_epoch, 0, None
+    if checkpoint_dir is not None:
+        setup = {"samples": int(n), "batch_size": int(batch_size), "shuffle": bool(shuffle)}
+        if not model.built and hasattr(model, "build"):
+            model.build(xs[0].shape[1:])              # so a checkpoint's weights have their place
+        start_epoch, skip, partial = _resume(model, checkpoint_dir, resume, setup, rng, cbs, initial_epoch, epochs)
+
+    def save_checkpoint(epoch_at, batch_at, rng_state, sums, finished=False):
+        # the position is (epoch, batches done in it); rng_state is the shuffling generator
+        # as it was when that epoch began, so resuming draws the epoch's order again
+        tensors = ckpt.model_tensors(model)
+        opt, layers = model.optimizer, _all_layers(model)
+        lr = opt.learning_rate
+        state = {"epoch": epoch_at, "batch": batch_at, "setup": setup, "finished": bool(finished),
+                 "weights": list(model.params),
+                 "iterations": int(opt.iterations),
+                 "learning_rate": float(lr) if isinstance(lr, (int, float, np.number)) else None,
+                 "rng": rng_state,
+                 "generators": {k: g.bit_generator.state for k, g in ckpt.generators(model, layers).items()},
+                 "stateful": ckpt.encode({str(k): l.states for k, l in enumerate(layers)
+                                          if getattr(l, "stateful", False) and getattr(l, "states", None)},
+                                         tensors, ckpt.STATE_PREFIX),
+                 "callbacks": [[type(cb).__name__, None if cb.get_state() is None else
+                                ckpt.encode(cb.get_state(), tensors, f"{ckpt.CALLBACK_PREFIX}{i}/")]
+                               for i, cb in enumerate(cbs)],
+                 "partial": ckpt.encode(sums, tensors, "__partial__/")}
+        ckpt.write(checkpoint_dir, epoch_at, batch_at, tensors, state, keep_checkpoints)
+
+    for epoch in range(start_epoch, epochs):
+        if partial is None:
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            _reset_metrics(model)
+            if stateful:
+                _reset_states(model)              # each epoch reads the sequences from their start
+            loss_sum, head_sums, seen, skipped = 0.0, [None] * len(ys), 0, 0
+        else:                                     # resumed in the middle of this epoch
+            loss_sum, head_sums, seen, skipped = (partial[k] for k in ("loss_sum", "head_sums", "seen", "skipped"))
+            for h, saved in zip(heads(model), partial["metrics"]):
+                for m, (total, count) in zip(h.metrics, saved):
+                    m.total, m.count = total, count
+            partial = None
+        epoch_rng_state = rng.bit_generator.state
+        bar = tqdm(total=n_batches, initial=skip, desc=f"Epoch {epoch + 1}/{epochs}", file=sys.stderr,
                    disable=verbose != 1, unit="batch", dynamic_ncols=True, leave=True)
-        loss_sum, head_sums, seen, skipped = 0.0, [None] * len(ys), 0, 0
         for b, idx in enumerate(batches(n, batch_size, shuffle, rng)):
+            if b < skip:
+                continue                              # done before the checkpoint resumed from
             try:
                 step = train_step(model, _take(xs, idx), _take(ys, idx), _take(sws, idx),
                                   where=(epoch + 1, b + 1, n_batches), on_nonfinite=on_nonfinite)
@@ -404,6 +460,11 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 cb.on_batch_end(b, {"loss": value})
             if model.stop_training:
                 break                    # a callback asked to stop now (a time budget), as Keras does
+            if checkpoint_every and (epoch * n_batches + b + 1) % checkpoint_every == 0 and b + 1 < n_batches:
+                save_checkpoint(epoch, b + 1, epoch_rng_state, {
+                    "loss_sum": loss_sum, "head_sums": head_sums, "seen": seen, "skipped": skipped,
+                    "metrics": [[(m.total, m.count) for m in h.metrics] for h in heads(model)]})
+        skip = 0
         if seen == 0:
             raise nonfinite_error("loss", None, float("nan"), (epoch + 1, n_batches, n_batches),
                                   f"every batch of the epoch was skipped; {REMEDY}")
@@ -424,11 +485,66 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                   file=sys.stderr)
         for cb in cbs:
             cb.on_epoch_end(epoch, logs)
+        if checkpoint_dir is not None:
+            save_checkpoint(epoch + 1, 0, rng.bit_generator.state, None, finished=model.stop_training)
         if model.stop_training:
             break
     for cb in cbs:
         cb.on_train_end()
     return history
+
+
+def _resume(model, directory, resume, setup, rng, cbs, initial_epoch, epochs):
+    """Put the newest usable checkpoint of directory into the model, the generators and the
+    callbacks; returns (first epoch, batches of it already done, its running sums or None)."""
+    ckpt.remove_leftovers(directory)
+    files = ckpt.listing(directory)
+    if not resume:
+        if files:
+            raise ckpt.CheckpointError(
+                f"{str(directory)!r} already holds checkpoints of an earlier run (newest {files[-1][2].name}); "
+                f"pass resume=True (CLI: --resume) to go on from them, or delete them to start afresh")
+        return initial_epoch, 0, None
+    found = ckpt.latest(directory)
+    if found is None:
+        if files:
+            raise ckpt.CheckpointError(f"none of the {len(files)} checkpoints in {str(directory)!r} reads back "
+                                       f"whole (reasons above); nothing to resume from")
+        print(f"lstmkit: no checkpoint in {str(directory)!r} yet; starting from the beginning", file=sys.stderr)
+        return initial_epoch, 0, None
+    path, tensors, state = found
+    if state["setup"] != setup:
+        raise ckpt.CheckpointError(f"{str(path)!r} belongs to a fit with {state['setup']}; this fit has {setup}: "
+                                   f"resume with the same data, batch_size and shuffle")
+    ckpt.restore_model(model, tensors, path, state.get("weights"))
+    opt = model.optimizer
+    opt.iterations = state["iterations"]
+    if state["learning_rate"] is not None:
+        opt.learning_rate = state["learning_rate"]
+    rng.bit_generator.state = state["rng"]
+    layers = _all_layers(model)
+    gens = ckpt.generators(model, layers)
+    if sorted(gens) != sorted(state["generators"]):
+        raise ckpt.CheckpointError(f"{str(path)!r} holds random generators {sorted(state['generators'])}; this "
+                                   f"model has {sorted(gens)}")
+    for k, g in gens.items():
+        g.bit_generator.state = state["generators"][k]
+    for k, states in ckpt.decode(state["stateful"], tensors).items():
+        layers[int(k)].states = tuple(states)
+    for i, (name, saved) in enumerate(state["callbacks"]):
+        if saved is None:
+            continue
+        if i >= len(cbs) or type(cbs[i]).__name__ != name:
+            raise ckpt.CheckpointError(f"{str(path)!r} holds the state of callback {name} in place {i}; this "
+                                       f"fit's callbacks are {[type(cb).__name__ for cb in cbs[1:]]}: resume "
+                                       f"with the same callbacks")
+        cbs[i].set_state(ckpt.decode(saved, tensors))
+    print(f"lstmkit: resuming from {path.name} (epoch {state['epoch'] + 1}, batch {state['batch']})",
+          file=sys.stderr)
+    if state["finished"]:
+        return epochs, 0, None              # that run had stopped (early stopping): nothing left to train
+    partial = ckpt.decode(state["partial"], tensors)
+    return state["epoch"], state["batch"], partial
 
 
 def _check_stateful(model, n, batch_size, shuffle, n_val):
@@ -511,11 +627,13 @@ class ModelMethods:
 
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
-            initial_epoch=0, seed=None, on_nonfinite="stop"):
+            initial_epoch=0, seed=None, on_nonfinite="stop", checkpoint_dir=None, checkpoint_every=None,
+            keep_checkpoints=3, resume=False):
         return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                    validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
                    class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
-                   seed=seed, on_nonfinite=on_nonfinite)
+                   seed=seed, on_nonfinite=on_nonfinite, checkpoint_dir=checkpoint_dir,
+                   checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
         """The loss (and per-output losses, metrics): a number, a list, or a dict with return_dict."""
