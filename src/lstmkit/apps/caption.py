@@ -95,7 +95,7 @@ def _scale(features, scaling):
 def train(data="tuxpaint", images=None, lang="en", tokens=None, encoder="hog", arch="show-tell",
           embed_dim=128, units=256, dropout=0.3, epochs=40, batch_size=32, learning_rate=0.003,
           min_count=2, max_len=20, test_split=0.15, val_split=0.1, beam=3, patience=None, seed=0, pca=128,
-          out=None, samples=16, verbose=1, log=print, progress=True, cache=True, engine="auto"):
+          out=None, samples=16, verbose=1, log=print, progress=True, cache=True, engine="auto", checkpoint=None):
     import lstmkit as lk
     t_start = time.perf_counter()
     capset = load_data(data, images, lang)
@@ -127,7 +127,7 @@ def train(data="tuxpaint", images=None, lang="en", tokens=None, encoder="hog", a
         callbacks = [lk.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
     t0 = time.perf_counter()
     hist = model.fit(fit_x, target, batch_size=batch_size, epochs=epochs, validation_data=val,
-                     callbacks=callbacks, verbose=verbose, seed=seed)
+                     callbacks=callbacks, verbose=verbose, seed=seed, **(checkpoint or {}))
     train_seconds = time.perf_counter() - t0
     out = make_run_dir("caption", out)
     meta = {"app": APP, "arch": arch, "encoder": encoder, "data": data, "images": images, "lang": lang,

@@ -65,7 +65,8 @@ def score(model, x, y, labels, out_dir, log, title, batch_size=256):
 def train(data_path, out=None, text_col="text", label_col="label", classes=None, max_tokens=10000,
           maxlen=500, padding="pre", truncating="pre", cell="lstm", bidirectional=False, embed_dim=32,
           units=32, epochs=3, batch_size=64, learning_rate=0.005, val_split=0.2, max_examples=None,
-          patience=None, seed=0, encoding_errors="strict", verbose=1, log=print):
+          patience=None, seed=0, encoding_errors="strict", verbose=1, log=print, checkpoint=None):
+    """checkpoint: fit's checkpoint_dir / checkpoint_every / resume (interrupted training goes on)."""
     data = load_labelled(data_path, text_col, label_col, "train", encoding_errors)
     data = select_classes(data, classes)
     labels = check_classes(data, label_col)
@@ -96,7 +97,7 @@ def train(data_path, out=None, text_col="text", label_col="label", classes=None,
 
     model = build_model(vocab, len(labels), maxlen, embed_dim, units, cell, bidirectional, seed, learning_rate)
     hist = model.fit(x_tr, y_tr, epochs=epochs, batch_size=batch_size, validation_data=(x_va, y_va),
-                     verbose=verbose, seed=seed, callbacks=early_stopping(patience)).history
+                     verbose=verbose, seed=seed, callbacks=early_stopping(patience), **(checkpoint or {})).history
     model_path = save_bundle(model, meta, out_dir)
     plotting.history(hist, os.path.join(out_dir, "history.png"), "classifier training")
     result = score(model, x_va, y_va, labels, out_dir, log, "validation")

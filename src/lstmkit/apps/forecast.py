@@ -74,7 +74,8 @@ def baselines(raw_target, starts, window, horizon, season):
 
 def train(path=None, dataset=None, columns=None, target=None, out=None, window=24, horizon=1, season=None,
           test_fraction=0.2, val_fraction=0.1, cell="lstm", units=32, epochs=30, batch_size=32,
-          learning_rate=0.005, mode="relative", seed=0, encoding_errors="strict", verbose=1, log=print):
+          learning_rate=0.005, mode="relative", seed=0, encoding_errors="strict", verbose=1, log=print,
+          checkpoint=None):
     if mode not in MODES:
         raise DataError(f"mode must be one of {MODES}; got {mode!r}")
     values, names, t_idx, times = load_series(path, dataset, columns, target, encoding_errors)
@@ -110,7 +111,7 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
                            lk.Dense(horizon)], seed=seed)
     model.compile(optimizer=lk.Adam(learning_rate, clipnorm=5.0), loss="mse")
     hist = model.fit(Xm[tr], Ym[tr], epochs=epochs, batch_size=batch_size, validation_data=(Xm[va], Ym[va]),
-                     verbose=verbose, seed=seed).history
+                     verbose=verbose, seed=seed, **(checkpoint or {})).history
     meta = {"app": "forecast", "columns": names, "target": names[t_idx], "window": window,
             "horizon": horizon, "season": season, "scaler": scaler.to_dict(), "cell": cell, "mode": mode,
             "step_scale": dscale.tolist()}

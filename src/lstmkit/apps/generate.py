@@ -66,7 +66,7 @@ def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_l
           verses=4, dropout=0.0, patience=None, seed=0, tang_path=None, encoding_errors="strict",
           corpus_dir=None, script="traditional", test_fraction=0.05, min_count=None, baseline=None,
           kn_orders=(2, 3, 4), max_minutes=None, curve_every=60.0, form=None, form_check=None,
-          eval_rows=32, init_from=None, verbose=1, log=print):
+          eval_rows=32, init_from=None, verbose=1, log=print, checkpoint=None):
     """Train a language model; report bits per token on held-out text beside a
     Kneser-Ney n-gram baseline (character level), with a learning curve, the
     training throughput and samples. Returns (metrics, samples, run folder).
@@ -136,7 +136,8 @@ def train(path=None, corpus=None, out=None, level="char", max_tokens=None, seq_l
                     log=log if verbose else None)
     t0 = time.perf_counter()
     hist = model.fit(x_tr, y_tr, epochs=epochs, batch_size=batch_size, validation_data=(x_va[va_pick], y_va[va_pick]),
-                     verbose=verbose, seed=seed, callbacks=early_stopping(patience) + [curve]).history
+                     verbose=verbose, seed=seed, callbacks=early_stopping(patience) + [curve],
+                     **(checkpoint or {})).history
     wall = time.perf_counter() - t0
     val_loss = float(min(hist["val_loss"]) if patience else hist["val_loss"][-1])
     meta = {"app": "generate", "level": level, "corpus": name, "seq_len": seq_len, "cell": cell,

@@ -3,7 +3,8 @@ import sys
 
 from ..apps import caption as app
 from ..data.errors import DataError
-from .common import Formatter, add_common, fraction, positive_float, positive_int, say, verbose
+from .common import (Formatter, add_checkpoint, add_common, checkpoint_args, fraction, positive_float,
+                     positive_int, say, verbose)
 
 DATA_HELP = ("tuxpaint (Tux Paint stamps, data cache), emoji (Noto emoji, data cache), coco:FILE.json, "
              "flickr:Flickr8k.token.txt (or captions.txt), csv:FILE.csv (columns image,caption)")
@@ -45,6 +46,7 @@ def register(sub):
                    help="project the standardised features on this many principal directions first (0: off)")
     t.add_argument("--beam", type=positive_int, default=3, help="beam width (1: greedy)")
     t.add_argument("--samples", type=positive_int, default=16, help="test images on the contact sheet")
+    add_checkpoint(t)
     add_common(t)
     t.set_defaults(func=run_train)
 
@@ -89,7 +91,7 @@ def run_train(a):
                              min_count=a.min_count, max_len=a.max_len, test_split=a.test_split,
                              val_split=a.val_split, beam=a.beam, patience=a.patience, seed=a.seed, pca=a.pca or None,
                              out=a.out, samples=a.samples, verbose=verbose(a), log=say,
-                             progress=not a.quiet)
+                             progress=not a.quiet, checkpoint=checkpoint_args(a))
     say(f"outputs in {out}")
 
 

@@ -4,8 +4,8 @@ import sys
 from ..apps import classify as app
 from ..data.errors import DataError
 from ..data.textfile import read_text
-from .common import (Formatter, add_common, comma_list, fraction, positive_float, positive_int, say,
-                     verbose)
+from .common import (Formatter, add_checkpoint, add_common, checkpoint_args, comma_list, fraction,
+                     positive_float, positive_int, say, verbose)
 
 DATA_HELP = ("a CSV file (with --text-col and --label-col), a folder with one sub-folder per class "
              "(aclImdb layout), or a Keras imdb.npz")
@@ -44,6 +44,7 @@ def register(sub):
                    help="stop after this many epochs without a better validation loss; keep the best weights")
     t.add_argument("--max-examples", type=positive_int, default=None,
                    help="use at most this many examples (a random subset)")
+    add_checkpoint(t)
     add_common(t)
     t.set_defaults(func=run_train)
 
@@ -84,7 +85,8 @@ def run_train(a):
                              bidirectional=a.bidirectional, embed_dim=a.embed_dim, units=a.units,
                              epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr,
                              val_split=a.val_split, max_examples=a.max_examples, patience=a.patience, seed=a.seed,
-                             encoding_errors=a.encoding_errors, verbose=verbose(a), log=say)
+                             encoding_errors=a.encoding_errors, verbose=verbose(a), log=say,
+                             checkpoint=checkpoint_args(a))
     say(f"val_accuracy: {metrics['val_accuracy']:.4f} (majority class: {metrics['majority_baseline']:.4f})")
     say(f"outputs in {out}")
 

@@ -25,6 +25,30 @@ def add_common(p, with_out=True):
     p.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
 
 
+def add_checkpoint(p):
+    """--checkpoint-dir / --checkpoint-every / --resume for a training command (fit's checkpoints)."""
+    p.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                   help="write training checkpoints here (each epoch end, and every --checkpoint-every batches)")
+    p.add_argument("--checkpoint-every", metavar="N", type=positive_int, default=None,
+                   help="also write a checkpoint every N batches (needs --checkpoint-dir)")
+    p.add_argument("--keep-checkpoints", metavar="K", type=positive_int, default=3,
+                   help="keep the newest K checkpoints")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from the newest checkpoint in --checkpoint-dir (same command and options: the "
+                        "result is the one an uninterrupted run gives)")
+
+
+def checkpoint_args(a):
+    """fit's checkpoint keyword arguments from the options of add_checkpoint (None: no checkpoints)."""
+    if a.checkpoint_dir is None:
+        if a.resume or a.checkpoint_every:
+            raise ValueError(f"{'--resume' if a.resume else '--checkpoint-every'} needs --checkpoint-dir DIR, "
+                             f"the folder of the checkpoints")
+        return None
+    return {"checkpoint_dir": a.checkpoint_dir, "checkpoint_every": a.checkpoint_every,
+            "keep_checkpoints": a.keep_checkpoints, "resume": a.resume}
+
+
 def positive_int(text):
     try:
         v = int(text)

@@ -3,7 +3,8 @@ import sys
 
 from ..apps import forecast as app
 from ..data.series import DATASETS
-from .common import Formatter, add_common, comma_list, fraction, positive_float, positive_int, say, verbose
+from .common import (Formatter, add_checkpoint, add_common, checkpoint_args, comma_list, fraction,
+                     positive_float, positive_int, say, verbose)
 
 DATASET_HELP = "a real series shipped with statsmodels: " + "; ".join(f"{k}: {v}" for k, v in DATASETS.items())
 
@@ -33,6 +34,7 @@ def register(sub):
     t.add_argument("--epochs", type=positive_int, default=30, help="training epochs")
     t.add_argument("--batch-size", type=positive_int, default=32, help="windows per update")
     t.add_argument("--lr", type=positive_float, default=0.005, help="Adam learning rate")
+    add_checkpoint(t)
     add_common(t)
     t.set_defaults(func=run_train)
 
@@ -59,7 +61,7 @@ def run_train(a):
                              horizon=a.horizon, season=a.season, test_fraction=a.test_fraction, cell=a.cell,
                              units=a.units, epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, mode=a.mode,
                              seed=a.seed, encoding_errors=a.encoding_errors, verbose=verbose(a),
-                             log=say)
+                             log=say, checkpoint=checkpoint_args(a))
     t = metrics["test"]
     say(f"test_rmse: {t['model']['rmse']:.4f} (last value: {t['last value']['rmse']:.4f})")
     say(f"outputs in {out}")

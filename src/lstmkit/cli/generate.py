@@ -4,7 +4,8 @@ import sys
 from ..apps import generate as app
 from ..apps.sampling import FORM_NAMES, FORMS
 from ..apps.text_corpora import CORPORA
-from .common import Formatter, add_common, fraction, positive_float, positive_int, say, verbose
+from .common import (Formatter, add_checkpoint, add_common, checkpoint_args, fraction, positive_float,
+                     positive_int, say, verbose)
 
 
 def register(sub):
@@ -74,6 +75,7 @@ def register(sub):
     t.add_argument("--patience", type=positive_int, default=3,
                    help="stop after this many epochs without a better validation loss; keep the best weights")
     _sampling_options(t)
+    add_checkpoint(t)
     add_common(t)
     t.set_defaults(func=run_train)
 
@@ -133,7 +135,8 @@ def run_train(a):
         tang_path=a.tang_path, encoding_errors=a.encoding_errors, corpus_dir=a.corpus_dir, script=a.script,
         test_fraction=a.test_fraction, min_count=a.min_count, baseline=a.baseline,
         kn_orders=_orders(a.kn_orders), max_minutes=a.max_minutes, curve_every=a.curve_every, form=a.form,
-        form_check=a.form_check, init_from=a.init_from, verbose=verbose(a), log=say)
+        form_check=a.form_check, init_from=a.init_from, verbose=verbose(a), log=say,
+        checkpoint=checkpoint_args(a))
     unit = "character" if a.level == "char" else "word"
     say(f"val_loss: {metrics['val_loss']:.4f} nats/{unit}; bits_per_{unit}: {metrics['bits_per_' + unit]:.3f} "
         f"(uniform guess: {metrics['uniform_bits']:.2f})")
