@@ -165,3 +165,78 @@ def test_what_is_refused_or_warned(tmp_path):
         warnings.simplefilter("error")             # without a mask there is nothing to warn about
         to_keras(lk.Sequential([lk.LSTM(3, go_backwards=True, return_sequences=True, input_shape=(5, 2)),
                                 lk.GRU(2)]))
+
+
+# ---- functional models -------------------------------------------------------------------------
+
+def keras_seq2seq():
+    src = keras.Input((None,), dtype="int32", name="src")
+    tgt = keras.Input((None,), dtype="int32", name="tgt")
+    enc, h, c = L.LSTM(6, return_sequences=True, return_state=True)(L.Embedding(20, 5, mask_zero=True)(src))
+    dec = L.LSTM(6, return_sequences=True)(L.Embedding(15, 5)(tgt), initial_state=[h, c])
+    ctx, w = L.Attention(use_scale=True, score_mode="concat")([dec, enc], return_attention_scores=True)
+    add = L.AdditiveAttention()([dec, enc])
+    out = L.Dense(15, activation="softmax")(L.Concatenate()([dec, ctx, L.Multiply()([ctx, add])]))
+    return keras.Model([src, tgt], [out, w])
+
+
+def test_functional_from_keras_live_and_files(tmp_path):
+    rng = np.random.default_rng(10)
+    km = randomize_keras(keras_seq2seq(), seed=11)
+    xs = ragged_ids(rng, T=7)
+    xt = rng.integers(1, 15, size=(6, 6))
+    expected = [keras.ops.convert_to_numpy(t) for t in km([xs, xt])]
+    model = from_keras(km)
+    assert isinstance(model, lk.Model) and model.input_names == ["src", "tgt"]
+    for got, want in zip(model.predict([xs, xt]), expected):
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    km.save(tmp_path / "m.keras")
+    km.save_weights(tmp_path / "m.weights.h5")
+    for got, want in zip(from_keras(tmp_path / "m.keras").predict([xs, xt]), expected):
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+    target = randomize(from_keras(keras_seq2seq()), seed=12)
+    from_keras(tmp_path / "m.weights.h5", model=target)
+    for got, want in zip(target.predict([xs, xt]), expected):
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+
+
+def test_functional_to_keras_every_layer(tmp_path):
+    rng = np.random.default_rng(13)
+    src = lk.Input(shape=(None,), dtype="int32", name="src")
+    tgt = lk.Input(shape=(None,), dtype="int32", name="tgt")
+    v = lk.Input(shape=(4,), name="v")
+    enc, hf, cf, hb, cb = lk.Bidirectional(lk.LSTM(4, return_sequences=True, return_state=True))(
+        lk.Embedding(20, 5, mask_zero=True)(src))
+    h = lk.Concatenate()([hf, hb])
+    c = lk.Concatenate()([cf, cb])
+    # a masked decoder given initial states: Keras would drop the mask here, to_keras hands it over
+    dec = lk.LSTM(8, return_sequences=True)(lk.Embedding(15, 5, mask_zero=True)(tgt), initial_state=[h, c])
+    ctx = lk.Attention()([dec, enc])
+    rep = lk.RepeatVector(6)(lk.Dense(8, activation="tanh")(v))
+    mixed = lk.Average()([lk.Subtract()([ctx, dec]), lk.Add()([rep, dec])])
+    td = lk.TimeDistributed(lk.Dense(3, activation="softmax"))(mixed)
+    cos = lk.Dot(axes=1, normalize=True)([h, lk.Dense(8)(v)])
+    model = lk.Model([src, tgt, v], [td, cos])
+    randomize(model, seed=14)
+    xs = ragged_ids(rng, T=7)
+    xt = ragged_ids(rng, T=6, vocab=15)
+    xv = rng.normal(size=(6, 4)).astype("float32")
+    km = to_keras(model)
+    want = model.predict([xs, xt, xv])
+    for got, w in zip(km([xs, xt, xv]), want):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), w, rtol=0, atol=ATOL)
+    km.save(tmp_path / "g.keras")
+    for got, w in zip(from_keras(tmp_path / "g.keras").predict([xs, xt, xv]), want):
+        np.testing.assert_allclose(got, w, rtol=0, atol=ATOL)
+    general = lk.Model(src, lk.Attention(score_mode="general")([enc, enc]))
+    with pytest.raises(KerasConversionError, match="score_mode='general'"):
+        to_keras(general)
+
+
+def test_a_keras_recurrent_call_with_initial_state_drops_the_mask_warned():
+    src = keras.Input((None,), dtype="int32")
+    h0 = keras.Input((3,))
+    c0 = keras.Input((3,))
+    out = L.LSTM(3, return_sequences=True)(L.Embedding(15, 2, mask_zero=True)(src), initial_state=[h0, c0])
+    with pytest.warns(UserWarning, match="without the mask of its input"):
+        from_keras(keras.Model([src, h0, c0], out))

@@ -316,3 +316,78 @@ def test_cli_export_of_a_run_folder(tmp_path):
     np.testing.assert_allclose(got, model.predict(x), atol=ATOL)
     r = run_cli("export", "--onnx", tmp_path / "x.onnx", "--model", tmp_path / "nothing")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "no such model file" in r.stderr
+
+
+# ---- functional models -----------------------------------------------------------------------
+
+def ort_run_all(proto, feeds):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+@pytest.mark.parametrize("score_mode", ["dot", "general", "concat"])
+def test_functional_attention_seq2seq_in_onnxruntime(score_mode):
+    rng = np.random.default_rng(20)
+    src = lk.Input(shape=(None,), dtype="int32", name="source")
+    tgt = lk.Input(shape=(None,), dtype="int32", name="target_in")
+    enc, h, c = lk.LSTM(6, return_sequences=True, return_state=True)(lk.Embedding(20, 5, mask_zero=True)(src))
+    dec = lk.LSTM(6, return_sequences=True)(lk.Embedding(15, 5, mask_zero=True)(tgt), initial_state=[h, c])
+    ctx, weights = lk.Attention(use_scale=True, score_mode=score_mode)([dec, enc], return_attention_scores=True)
+    add = lk.AdditiveAttention()([dec, enc])
+    probs = lk.Dense(15, activation="softmax", name="next")(lk.Concatenate()([dec, ctx, lk.Multiply()([ctx, add])]))
+    model = randomize(lk.Model([src, tgt], [probs, weights]), seed=21)
+    xs = padded_ids(rng, "post", T=7, vocab=20)                 # an empty row too
+    xt = padded_ids(rng, "post", T=6, vocab=15)
+    proto = to_onnx(model)
+    assert [i.name for i in proto.graph.input] == ["source", "target_in"]
+    assert [o.name for o in proto.graph.output] == model.output_names and model.output_names[0] == "next"
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"LSTM", "MatMul", "Softmax", "Concat"} <= ops
+    for got, want in zip(ort_run_all(proto, {"source": xs, "target_in": xt}), model.predict([xs, xt])):
+        np.testing.assert_allclose(got, want, rtol=0, atol=ATOL)
+
+
+def test_functional_every_merge_and_state():
+    rng = np.random.default_rng(22)
+    a = lk.Input(shape=(None, 3), name="a")
+    v = lk.Input(shape=(4,), name="v")
+    seq, hf, cf, hb, cb = lk.Bidirectional(lk.LSTM(4, return_sequences=True, return_state=True))(a)
+    gru_seq = lk.GRU(8, return_sequences=True, go_backwards=True)(a)
+    avg = lk.Average()([lk.Add()([seq, gru_seq]), lk.Subtract()([seq, gru_seq]), seq])
+    rep = lk.RepeatVector(5)(lk.Dense(8, activation="tanh")(v))
+    ctx, scores = lk.AdditiveAttention()([avg, rep], return_attention_scores=True)
+    causal = lk.Attention()([avg, avg], use_causal_mask=True)
+    td = lk.TimeDistributed(lk.Dense(3, activation="relu"))(lk.Multiply()([ctx, causal]))
+    cos = lk.Dot(axes=1, normalize=True)([lk.Concatenate()([hf, cf, hb, cb]), lk.Dense(16)(v)])
+    gram = lk.Dot(axes=(2, 2))([td, td])
+    last = lk.GRU(4)(td, initial_state=[lk.Dense(4)(v)])
+    model = randomize(lk.Model([a, v], [td, cos, last, scores, gram]), seed=23)
+    x1 = rng.normal(size=(3, 5, 3)).astype(np.float32)
+    x2 = rng.normal(size=(3, 4)).astype(np.float32)
+    got = ort_run_all(to_onnx(model), {"a": x1, "v": x2})
+    for g_, w in zip(got, model.predict([x1, x2])):
+        np.testing.assert_allclose(g_, w, rtol=0, atol=ATOL)
+
+
+def test_functional_export_refusals():
+    ids = lk.Input(shape=(None,), dtype="int32")
+    emb = lk.Embedding(9, 3, mask_zero=True)(ids)
+    model = lk.Model(ids, lk.LSTM(3)(emb))
+    with pytest.raises(ExportError, match="post-padding"):
+        to_onnx(model, padding="pre")
+
+
+def test_cli_export_of_a_functional_run(tmp_path):
+    src = lk.Input(shape=(None,), dtype="int32", name="source")
+    feats = lk.Input(shape=(4,), name="features")
+    seq = lk.GRU(5, return_sequences=True)(lk.Embedding(12, 3, mask_zero=True)(src),
+                                           initial_state=[lk.Dense(5, activation="tanh")(feats)])
+    model = randomize(lk.Model([src, feats], lk.Dense(12, activation="softmax")(seq)), seed=24)
+    run = tmp_path / "run"
+    run.mkdir()
+    model.save(run / "model.safetensors")
+    (run / "meta.json").write_text(json.dumps({"app": "caption"}))
+    r = run_cli("export", "--onnx", tmp_path / "f.onnx", "--model", run)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split("largest difference")[1].split()[0]) < ATOL
+    assert [i.name for i in onnx.load(str(tmp_path / "f.onnx")).graph.input] == ["source", "features"]

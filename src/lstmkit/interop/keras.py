@@ -36,16 +36,23 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 
 import numpy as np
 
 from ..layers import (LSTM, GRU, SimpleRNN, Bidirectional, RNNStack, Embedding, Dense, Dropout, Flatten)
+from ..layers.attention import AdditiveAttention, Attention
+from ..layers.merge import Add, Average, Concatenate, Dot, Multiply, Subtract
 from ..layers.recurrent import RNNLayer
+from ..layers.repeat_vector import RepeatVector
+from ..layers.symbolic import InputLayer, flatten, map_structure
+from ..layers.time_distributed import TimeDistributed
 
 KERAS_VERSION = "3.15.1"
 _RECURRENT = {"LSTM": LSTM, "GRU": GRU, "SimpleRNN": SimpleRNN}
 _ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "softmax")
+_MERGES = {"Add": Add, "Subtract": Subtract, "Average": Average, "Multiply": Multiply}
 
 
 class KerasConversionError(ValueError):
@@ -81,6 +88,13 @@ def keras_weights(layer):
         return [p["W"]] + ([p["b"]] if layer.use_bias else [])
     if isinstance(layer, Bidirectional):
         return keras_weights(layer.forward_layer) + keras_weights(layer.backward_layer)
+    if isinstance(layer, TimeDistributed):
+        return keras_weights(layer.layer)
+    if isinstance(layer, AdditiveAttention):
+        return [p["scale"]] if layer.use_scale else []
+    if isinstance(layer, Attention):
+        # Keras keeps the scalars with shape (); lstmkit with (1,)
+        return [p[k].reshape(()) for k in ("scale", "concat_score_weight") if k in p]
     if isinstance(layer, RNNLayer):
         H = layer.units
         fix = (lambda a: swap_gru_gates(a, H)) if isinstance(layer, GRU) else (lambda a: a)
@@ -106,6 +120,8 @@ def lstmkit_weights(layer, arrays, where):
         fw = lstmkit_weights(layer.forward_layer, arrays[:n], where)
         bw = lstmkit_weights(layer.backward_layer, arrays[n:], where)
         return {**{f"forward/{k}": v for k, v in fw.items()}, **{f"backward/{k}": v for k, v in bw.items()}}
+    if isinstance(layer, TimeDistributed):
+        return {f"{layer.layer.name}/{k}": v for k, v in lstmkit_weights(layer.layer, arrays, where).items()}
     expected = keras_weights(layer)
     if [a.shape for a in arrays] != [e.shape for e in expected]:
         raise KerasConversionError(f"{where}: {type(layer).__name__} {layer.name!r} needs arrays of shapes "
@@ -115,6 +131,9 @@ def lstmkit_weights(layer, arrays, where):
         return {"embeddings": arrays[0]}
     if isinstance(layer, Dense):
         return dict(zip(["W", "b"], arrays))
+    if isinstance(layer, Attention):
+        names = [k for k in ("scale", "concat_score_weight") if k in layer.params]
+        return {k: a.reshape(layer.params[k].shape) for k, a in zip(names, arrays)}
     if isinstance(layer, RNNLayer):
         H = layer.units
         fix = (lambda a: swap_gru_gates(a, H)) if isinstance(layer, GRU) else (lambda a: a)
@@ -158,12 +177,16 @@ def _activation(cfg, key, where, allowed):
     return a
 
 
-def layer_from_keras(spec, where="Keras model"):
-    """An lstmkit layer (unbuilt) from a Keras layer's {"class_name", "config"}."""
+def layer_from_keras(spec, where="Keras model", graph=False):
+    """An lstmkit layer (unbuilt) from a Keras layer's {"class_name", "config"}
+    (graph=True: for a functional model, which allows return_state and unmerged
+    Bidirectional; the layer keeps its Keras name)."""
     cls, cfg = spec["class_name"], spec["config"]
     name = cfg.get("name", cls)
     where = f"{where}, layer {name!r} ({cls})"
     common = {"dtype": _dtype(cfg)}
+    if graph:
+        common["name"] = name
     if cls == "Embedding":
         return Embedding(cfg["input_dim"], cfg["output_dim"], mask_zero=cfg.get("mask_zero", False), **common)
     if cls == "Dense":
@@ -173,17 +196,36 @@ def layer_from_keras(spec, where="Keras model"):
         return Dropout(cfg["rate"], **common)
     if cls == "Flatten":
         return Flatten(**common)
+    if cls in _MERGES:
+        return _MERGES[cls](**common)
+    if cls == "Concatenate":
+        return Concatenate(axis=cfg.get("axis", -1), **common)
+    if cls == "Dot":
+        return Dot(axes=cfg["axes"], normalize=cfg.get("normalize", False), **common)
+    if cls == "RepeatVector":
+        return RepeatVector(cfg["n"], **common)
+    if cls == "TimeDistributed":
+        return TimeDistributed(layer_from_keras(cfg["layer"], where, graph), **common)
+    if cls == "Attention":
+        return Attention(use_scale=cfg.get("use_scale", False), score_mode=cfg.get("score_mode", "dot"),
+                         dropout=cfg.get("dropout", 0.0), **common)
+    if cls == "AdditiveAttention":
+        return AdditiveAttention(use_scale=cfg.get("use_scale", True), dropout=cfg.get("dropout", 0.0), **common)
     if cls == "Bidirectional":
+        if graph and cfg.get("merge_mode") is None:
+            fwd = layer_from_keras(cfg["layer"], where, graph)
+            bwd = layer_from_keras(cfg["backward_layer"], where, graph) if cfg.get("backward_layer") else None
+            return Bidirectional(fwd, merge_mode=None, backward_layer=bwd, **common)
         if cfg.get("merge_mode") not in ("concat", "sum", "mul", "ave"):
             raise KerasConversionError(f"{where}: merge_mode={cfg.get('merge_mode')!r}; a Sequential layer "
                                        f"needs one of concat, sum, mul, ave")
-        fwd = layer_from_keras(cfg["layer"], where)
-        bwd = layer_from_keras(cfg["backward_layer"], where) if cfg.get("backward_layer") else None
+        fwd = layer_from_keras(cfg["layer"], where, graph)
+        bwd = layer_from_keras(cfg["backward_layer"], where, graph) if cfg.get("backward_layer") else None
         return Bidirectional(fwd, merge_mode=cfg["merge_mode"], backward_layer=bwd, **common)
     if cls in _RECURRENT:
-        if cfg.get("return_state"):
+        if cfg.get("return_state") and not graph:
             raise KerasConversionError(f"{where}: return_state=True has no place in a Sequential model")
-        options = dict(return_sequences=cfg.get("return_sequences", False), go_backwards=cfg.get("go_backwards", False),
+        options = dict(return_state=bool(cfg.get("return_state")), return_sequences=cfg.get("return_sequences", False), go_backwards=cfg.get("go_backwards", False),
                        use_bias=cfg.get("use_bias", True), dropout=cfg.get("dropout", 0.0),
                        recurrent_dropout=cfg.get("recurrent_dropout", 0.0), stateful=cfg.get("stateful", False),
                        zero_output_for_mask=cfg.get("zero_output_for_mask", False), **common)
@@ -197,7 +239,9 @@ def layer_from_keras(spec, where="Keras model"):
         reset_after = cfg.get("reset_after", True)
         return GRU(cfg["units"], reset_after=reset_after, two_biases=reset_after, **options)
     raise KerasConversionError(f"{where}: Keras's {cls} has no lstmkit counterpart here (covered: Embedding, "
-                               f"SimpleRNN, LSTM, GRU, Bidirectional, Dense, Dropout, Flatten)")
+                               f"SimpleRNN, LSTM, GRU, Bidirectional, Dense, Dropout, Flatten; in functional "
+                               f"models also Attention, AdditiveAttention, Concatenate, Add, Subtract, Average, "
+                               f"Multiply, Dot, RepeatVector, TimeDistributed)")
 
 
 def _input_shape(cfg_layers, where):
@@ -214,14 +258,86 @@ def _input_shape(cfg_layers, where):
     return tuple(build[1:])
 
 
+_MASK_OPS = ("NotEqual",)          # what Keras records for a mask handed on explicitly
+
+
+def graph_from_keras_config(config, where="Keras model"):
+    """An lstmkit Model (functional; weights not yet set) from a Keras Functional config:
+    the layers called again in the order of the config, on the tensors their
+    inbound nodes name. Masks travel with the tensors in lstmkit, so the mask
+    arguments Keras records (and the NotEqual ops that make them) are left out."""
+    from ..layers.symbolic import Input
+    from ..models.functional import Model
+    tensors = {}
+
+    def resolve(arg):
+        if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
+            key = tuple(arg["config"]["keras_history"])
+            if key not in tensors:
+                raise KerasConversionError(f"{where}: a layer reads tensor {list(key)}, which no layer made "
+                                           f"before it")
+            return tensors[key]
+        if isinstance(arg, (list, tuple)):                       # lists in files, tuples from get_config()
+            return [resolve(a) for a in arg]
+        return arg
+
+    order = []
+    masked = set()                     # ids of the tensors that carry a mask
+    for spec in config["layers"]:
+        cls, name = spec["class_name"], spec["config"].get("name", spec.get("name"))
+        if cls == "InputLayer":
+            c = spec["config"]
+            shape = c.get("batch_shape") or ([None] + list(c.get("shape", [])))
+            tensors[(name, 0, 0)] = Input(shape=tuple(shape[1:]), dtype=c.get("dtype", "float32"), name=name)
+            order.append((name, None))
+            continue
+        if cls in _MASK_OPS:
+            for i, _ in enumerate(spec.get("inbound_nodes", [])):
+                tensors[(name, i, 0)] = None
+            continue
+        layer = layer_from_keras(spec, where, graph=True)
+        order.append((name, layer))
+        for i, node in enumerate(spec.get("inbound_nodes", [])):
+            args = resolve(node.get("args", []))
+            given = node.get("kwargs", {})
+            first = args[0] if args else None
+            in_masked = any(id(t) in masked for t in flatten(first) if t is not None)
+            if "initial_state" in given and "mask" not in given and in_masked:
+                warnings.warn(f"{where}: Keras ran {cls} {name!r} (called with initial_state) without the mask of "
+                              f"its input, lstmkit runs it with the mask: on padded input the two differ "
+                              f"(to_keras hands the mask over explicitly)", stacklevel=3)
+            kwargs = {k: resolve(v) for k, v in given.items() if k not in ("mask", "training")}
+            out = layer(args[0], **kwargs)
+            outs = out if isinstance(out, list) else [out]
+            for j, o in enumerate(outs):
+                tensors[(name, i, j)] = o
+            # which outputs carry a mask (for the warning above): Keras's rules, roughly
+            if (isinstance(layer, Embedding) and layer.mask_zero) or (
+                    in_masked and getattr(layer, "return_sequences", True)
+                    and not isinstance(layer, (Dot, RepeatVector, TimeDistributed, Flatten))):
+                masked.add(id(outs[0]))
+
+    def ends(refs):
+        if refs and not isinstance(refs[0], (list, tuple)):
+            return tensors[tuple(refs)]                          # one tensor given without a list
+        return [tensors[tuple(r)] for r in refs]
+
+    model = Model(ends(config["input_layers"]), ends(config["output_layers"]), name=config.get("name"))
+    model._keras_order = order
+    return model
+
+
 def model_from_keras_config(config, where="Keras model"):
-    """An lstmkit Sequential (built, weights not yet set) from a Keras Sequential config
-    ({"class_name": "Sequential", "config": {...}} or its inner "config")."""
+    """An lstmkit model (built, weights not yet set) from a Keras config ({"class_name":
+    "Sequential" or "Functional", "config": {...}}, or a Sequential's inner "config"):
+    a Sequential, or a functional lk.Model."""
     from ..models.sequential import Sequential
     if "class_name" in config:
+        if config["class_name"] in ("Functional", "Model"):
+            return graph_from_keras_config(config["config"], where)
         if config["class_name"] != "Sequential":
             raise KerasConversionError(f"{where}: a Keras {config['class_name']} model; lstmkit reads "
-                                       f"Sequential models here")
+                                       f"Sequential and functional models")
         config = config["config"]
     specs = config["layers"]
     shape = _input_shape(specs, where)
@@ -235,7 +351,6 @@ def model_from_keras_config(config, where="Keras model"):
 def _warn_reversed_masks(layers, where):
     """Keras passes on the mask of a go_backwards layer's output as it came in, while the
     outputs are reversed; lstmkit reverses the mask with them. Say so where it matters."""
-    import warnings
     masked = False
     for i, layer in enumerate(layers):
         if isinstance(layer, Embedding):
@@ -261,14 +376,19 @@ def _h5_arrays(group):
     if "vars" in group:
         v = group["vars"]
         arrays += [np.asarray(v[k]) for k in sorted(v.keys(), key=int)]
-    for child in ("cell", "forward_layer", "backward_layer"):
+    for child in ("cell", "forward_layer", "backward_layer", "layer"):
         if child in group:
             arrays += _h5_arrays(group[child])
     return arrays
 
 
 def _flat_layers(model):
-    """The layers as Keras lays them out: an RNNStack's layers each on their own."""
+    """The layers as Keras lays them out: an RNNStack's layers each on their own;
+    a functional model's in the order of the Keras config it came from, if it did."""
+    order = getattr(model, "_keras_order", None)
+    if order is not None:
+        by_name = {l.name: l for l in model.layers}
+        return [by_name[name] if layer is None else layer for name, layer in order]
     out = []
     for layer in model.layers:
         out += layer.layers if isinstance(layer, RNNStack) else [layer]
@@ -350,19 +470,28 @@ def from_keras(source, model=None):
     if not isinstance(source, keras.Model):
         raise TypeError(f"from_keras expects a keras.Model or a path; got {type(source).__name__}")
     if model is None:
-        model = model_from_keras_config({"class_name": type(source).__name__, "config": source.get_config()})
-    ours = _flat_layers(model)
-    theirs = [l for l in source.layers if type(l).__name__ != "InputLayer"]
-    if len(ours) != len(theirs):
-        raise KerasConversionError(f"the Keras model has {len(theirs)} layers, the lstmkit model {len(ours)}")
-    for a, b in zip(ours, theirs):
+        kind = "Sequential" if isinstance(source, keras.Sequential) else "Functional"
+        model = model_from_keras_config({"class_name": kind, "config": source.get_config()})
+    if hasattr(model, "_nodes"):                                  # functional: the layers by name
+        theirs_by_name = {l.name: l for l in source.layers}
+        pairs = [(l, theirs_by_name.get(l.name)) for l in model.layers if l.params]
+        missing = [a.name for a, b in pairs if b is None]
+        if missing:
+            raise KerasConversionError(f"the Keras model has no layers named {missing}")
+    else:
+        ours = _flat_layers(model)
+        theirs = [l for l in source.layers if type(l).__name__ != "InputLayer"]
+        if len(ours) != len(theirs):
+            raise KerasConversionError(f"the Keras model has {len(theirs)} layers, the lstmkit model {len(ours)}")
+        pairs = list(zip(ours, theirs))
+    for a, b in pairs:
         if a.params:
             a.set_weights({k: np.asarray(v, a.dtype)
                            for k, v in lstmkit_weights(a, b.get_weights(), f"Keras layer {b.name!r}").items()})
     return model
 
 
-def _keras_layer(keras, layer):
+def _keras_layer(keras, layer, graph=False):
     L = keras.layers
     dt = layer.dtype.name
     if isinstance(layer, Embedding):
@@ -374,16 +503,37 @@ def _keras_layer(keras, layer):
         return L.Dropout(layer.rate, dtype=dt, name=layer.name)
     if isinstance(layer, Flatten):
         return L.Flatten(dtype=dt, name=layer.name)
+    if isinstance(layer, (Add, Subtract, Average, Multiply)):
+        return getattr(L, type(layer).__name__)(dtype=dt, name=layer.name)
+    if isinstance(layer, Concatenate):
+        return L.Concatenate(axis=layer.axis, dtype=dt, name=layer.name)
+    if isinstance(layer, Dot):
+        return L.Dot(axes=layer.axes, normalize=layer.normalize, dtype=dt, name=layer.name)
+    if isinstance(layer, RepeatVector):
+        return L.RepeatVector(layer.n, dtype=dt, name=layer.name)
+    if isinstance(layer, TimeDistributed):
+        return L.TimeDistributed(_keras_layer(keras, layer.layer, graph), name=layer.name)
+    if isinstance(layer, AdditiveAttention):
+        return L.AdditiveAttention(use_scale=layer.use_scale, dropout=layer.dropout, dtype=dt, name=layer.name)
+    if isinstance(layer, Attention):
+        if layer.score_mode == "general":
+            raise KerasConversionError(f"Attention {layer.name!r} has score_mode='general' (q W k^T), which "
+                                       f"Keras's Attention does not have (it has 'dot' and 'concat')")
+        return L.Attention(use_scale=layer.use_scale, score_mode=layer.score_mode, dropout=layer.dropout,
+                           dtype=dt, name=layer.name)
     if isinstance(layer, Bidirectional):
-        if layer.merge_mode is None:
+        if layer.merge_mode is None and not graph:
             raise KerasConversionError(f"Bidirectional {layer.name!r} has merge_mode=None (two outputs)")
-        return L.Bidirectional(_keras_layer(keras, layer.forward_layer), merge_mode=layer.merge_mode,
-                               backward_layer=_keras_layer(keras, layer.backward_layer), name=layer.name)
+        return L.Bidirectional(_keras_layer(keras, layer.forward_layer, graph), merge_mode=layer.merge_mode,
+                               backward_layer=_keras_layer(keras, layer.backward_layer, graph), name=layer.name)
     if isinstance(layer, RNNLayer):
         if layer.stateful:
             raise KerasConversionError(f"layer {layer.name!r} is stateful; Keras needs a fixed batch size for "
                                        f"that: convert a stateless copy")
-        options = dict(return_sequences=layer.return_sequences, go_backwards=layer.go_backwards,
+        if layer.return_state and not graph:
+            raise KerasConversionError(f"layer {layer.name!r}: return_state=True has no place in a Sequential")
+        options = dict(return_sequences=layer.return_sequences, return_state=layer.return_state,
+                       go_backwards=layer.go_backwards,
                        use_bias=layer.use_bias, dropout=layer.dropout, recurrent_dropout=layer.recurrent_dropout,
                        zero_output_for_mask=layer.zero_output_for_mask, dtype=dt, name=layer.name)
         if isinstance(layer, SimpleRNN):
@@ -395,9 +545,42 @@ def _keras_layer(keras, layer):
                                f"Embedding, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Dense, Dropout, Flatten)")
 
 
-def to_keras(model):
-    """The keras.Sequential of an lstmkit Sequential, with its weights."""
+def graph_to_keras(model):
+    """The Keras functional model of an lk.Model: the same calls on Keras layers."""
     keras = _keras()
+    layers = {l.name: _keras_layer(keras, l, graph=True) for l in model.layers if not isinstance(l, InputLayer)}
+    tensors = {}
+    for t, name in zip(model.inputs, model.input_names):
+        tensors[id(t)] = keras.Input(shape=tuple(t.shape[1:]), dtype=t.dtype.name, name=name)
+    for node in model._nodes:
+        args = map_structure(lambda t: tensors[id(t)], node.args)
+        kwargs = {k: map_structure(lambda t: tensors[id(t)], v) for k, v in node.tensor_kwargs.items()}
+        kwargs.update({k: v for k, v in node.const_kwargs.items() if k in ("return_attention_scores",
+                                                                            "use_causal_mask")})
+        if "initial_state" in kwargs and not isinstance(args, list):
+            # Keras drops the input's mask from a recurrent call given initial_state; lstmkit keeps
+            # it: hand it over by name, so that both skip the same steps
+            mask = getattr(args, "_keras_mask", None)
+            if mask is not None:
+                kwargs["mask"] = mask
+        out = layers[node.layer.name](args, **kwargs)
+        for t, o in zip(node.outputs, out if isinstance(out, (list, tuple)) else [out]):
+            tensors[id(t)] = o
+    outs = [tensors[id(t)] for t in model.outputs]
+    km = keras.Model([tensors[id(t)] for t in model.inputs], outs if model.multi_output else outs[0],
+                     name=model.name)
+    for layer in model.layers:
+        if layer.params:
+            km.get_layer(layer.name).set_weights(keras_weights(layer))
+    return km
+
+
+def to_keras(model):
+    """The Keras model of an lstmkit model, with its weights: keras.Sequential for a
+    Sequential, a functional keras.Model for an lk.Model."""
+    keras = _keras()
+    if hasattr(model, "_nodes"):
+        return graph_to_keras(model)
     if not model.built or model.input_shape is None:
         raise KerasConversionError(f"model {model.name!r} is not built, so its input shape is unknown")
     layers = _flat_layers(model)

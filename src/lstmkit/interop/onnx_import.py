@@ -37,8 +37,8 @@ import warnings
 
 import numpy as np
 
-from ..layers import GRU, LSTM, SimpleRNN, Bidirectional, Dense, Dropout, Embedding, Flatten
-from .onnx import ORDER, _require_onnx, reorder_gates
+from ..layers import GRU, LSTM, SimpleRNN, Bidirectional, Dense, Embedding, Flatten
+from .onnx import _require_onnx, reorder_gates
 
 _CELLS = {"LSTM": LSTM, "GRU": GRU, "RNN": SimpleRNN}
 _DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
@@ -524,7 +524,7 @@ class _Importer:
 
     def op_ReverseSequence(self, node, ins):
         v = self.data(node, ins[0], ("seq",))
-        lens = self.data(node, ins[1], ("lens",), "sequence lengths")
+        self.data(node, ins[1], ("lens",), "sequence lengths")              # checked: the padding counts
         at = self.attrs(node)
         if (at.get("batch_axis", 1), at.get("time_axis", 0)) != ((0, 1) if v.layout == "BT" else (1, 0)):
             self.fail(node, "batch and time axes that do not fit the sequence")

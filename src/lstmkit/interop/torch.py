@@ -82,6 +82,9 @@ def from_torch(module, engine="auto", model=None):
     from .torch_model import TorchModel, model_from_torch
     if isinstance(module, TorchModel):
         return model_from_torch(module, model)
+    from .torch_graph import TorchGraph, graph_from_torch
+    if isinstance(module, TorchGraph):
+        return graph_from_torch(module, model)
     cls, options = _layer_kind(module)
     if getattr(module, "proj_size", 0):
         raise ValueError(f"proj_size={module.proj_size} is not supported: lstmkit's LSTM has no "
@@ -157,10 +160,14 @@ def to_torch(layer):
     """A torch.nn.LSTM / GRU / RNN (batch_first=True) computing what a recurrent
     layer computes; for a whole model (Sequential), a torch.nn.Module with the
     same outputs (lstmkit.interop.torch_model.TorchModel)."""
+    from ..models.functional import Model
     from ..models.sequential import Sequential
     if isinstance(layer, Sequential):
         from .torch_model import model_to_torch
         return model_to_torch(layer)
+    if isinstance(layer, Model):
+        from .torch_graph import TorchGraph
+        return TorchGraph(layer)
     levels = _torch_levels(layer)
     first = levels[0][0]
     for l in (l for lvl in levels for l in lvl):

@@ -171,25 +171,30 @@ def _alike(a, b):
             and a.cell_options() == b.cell_options() and ("b_h" in a.params) == ("b_h" in b.params))
 
 
-def _run(module, x, mask):
-    """module (batch_first, one layer) over x (B, T, D) skipping masked steps.
+def _run(module, x, mask, hx=None):
+    """module (batch_first, one layer) over x (B, T, D) from the states hx (None:
+    zeros; h0, or (h0, c0) for the LSTM, each (dirs, B, H)), skipping masked steps.
     Returns the outputs (B, T, dirs*H) at the input's positions (0 at masked
-    steps) and h_n (dirs, B, H)."""
+    steps) and the final states as a tuple (h_n,) or (h_n, c_n)."""
     if mask is None:
-        y, h = module(x)
-        return y, h[0] if isinstance(h, tuple) else h
+        y, h = module(x, hx)
+        return y, (h if isinstance(h, tuple) else (h,))
     B, T = mask.shape
     lens = mask.sum(dim=1)                                                          # (B,)
     # the real steps of each row first, in their order (a stable sort of "is padding")
     order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)              # (B, T)
     xc = torch.gather(x, 1, order[..., None].expand(-1, -1, x.shape[2]))
     packed = pack_padded_sequence(xc, lens.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-    yp, h = module(packed)
-    h = h[0] if isinstance(h, tuple) else h
+    yp, h = module(packed, hx)
+    h = h if isinstance(h, tuple) else (h,)
     yc, _ = pad_packed_sequence(yp, batch_first=True, total_length=T)               # (B, T, dirs*H)
-    has = (lens > 0).to(yc.dtype)                                                   # an empty row: all 0
-    yc = yc * has[:, None, None]
-    h = h * has[None, :, None]
+    has = lens > 0                                                                  # an empty row: nothing ran
+    yc = yc * has[:, None, None].to(yc.dtype)
+    if hx is None:
+        h = tuple(s * has[None, :, None].to(s.dtype) for s in h)
+    else:                                                                           # its state is where it started
+        h0 = hx if isinstance(hx, tuple) else (hx,)
+        h = tuple(torch.where(has[None, :, None], s, s0) for s, s0 in zip(h, h0))
     y = torch.zeros_like(yc).scatter(1, order[..., None].expand_as(yc), yc)        # back to their places
     return y, h
 
@@ -206,13 +211,14 @@ def _repeat_last(y, mask):
 class RecurrentBlock(nn.Module):
     """One recurrent level: a layer, or a Bidirectional's two directions."""
 
-    def __init__(self, fwd, bwd, merge_mode, dtype):
+    def __init__(self, fwd, bwd, merge_mode, dtype, allow_state=False):
         super().__init__()
         for l in [fwd] + ([bwd] if bwd is not None else []):
-            _check(l)
+            _check(l, allow_state)
         self.return_sequences = fwd.return_sequences
         self.merge_mode = merge_mode
         self.bidirectional = bwd is not None
+        self.lstm = isinstance(fwd, LSTM)
         self.reverse = bwd is None and fwd.go_backwards       # a go_backwards layer on its own
         self.repeat_last = bwd is None and not fwd.zero_output_for_mask
         self.has_b_h = ["b_h" in l.params for l in (fwd, bwd) if l is not None]
@@ -229,24 +235,49 @@ class RecurrentBlock(nn.Module):
             _load_direction(self.rnn_backward, "", bwd)
 
     def forward(self, x, mask):
+        out, mask, _ = self.run(x, mask)
+        return out, mask
+
+    def _hx(self, states, n_dirs):
+        """lstmkit's initial states (per direction: h, or h and c) -> torch's hx."""
+        if states is None:
+            return None
+        per = 2 if self.lstm else 1
+        states = list(states)
+        if len(states) != per * n_dirs:
+            raise ValueError(f"initial_state needs {per * n_dirs} tensors; got {len(states)}")
+        stacked = [torch.stack([states[d * per + i] for d in range(n_dirs)]) for i in range(per)]
+        return tuple(stacked) if self.lstm else stacked[0]
+
+    def run(self, x, mask, initial_state=None):
+        """-> (output, its mask, final states flat: [h_f, (c_f), h_b, (c_b)])."""
         if self.reverse:
             x = x.flip(1)                                      # read t = T-1 .. 0; outputs stay in that order
             mask = None if mask is None else mask.flip(1)
+        n_dirs = 2 if self.bidirectional else 1
         if not self.bidirectional or self.fused:
-            y, h = _run(self.rnn, x, mask)
+            y, h = _run(self.rnn, x, mask, self._hx(initial_state, n_dirs))
+            finals = [s[d] for d in range(n_dirs) for s in h]                         # h_f, c_f, h_b, c_b
         else:
-            y_f, h_f = _run(self.rnn, x, mask)
-            y_b, h_b = _run(self.rnn_backward, x.flip(1), None if mask is None else mask.flip(1))
-            y, h = torch.cat([y_f, y_b.flip(1)], dim=-1), torch.cat([h_f, h_b], dim=0)
+            per = 2 if self.lstm else 1
+            st = None if initial_state is None else list(initial_state)
+            hx_f = None if st is None else self._hx(st[:per], 1)
+            hx_b = None if st is None else self._hx(st[per:], 1)
+            y_f, h_f = _run(self.rnn, x, mask, hx_f)
+            y_b, h_b = _run(self.rnn_backward, x.flip(1), None if mask is None else mask.flip(1), hx_b)
+            y = torch.cat([y_f, y_b.flip(1)], dim=-1)
+            finals = [s[0] for s in h_f] + [s[0] for s in h_b]
+        per = len(finals) // n_dirs
         if not self.return_sequences:
-            out = h[0] if not self.bidirectional else self._merge(h[0], h[1])       # (B, H or 2H)
-            return out, None
+            h_last = [finals[0]] if not self.bidirectional else [finals[0], finals[per]]
+            out = h_last[0] if not self.bidirectional else self._merge(*h_last)         # (B, H or 2H)
+            return out, None, finals
         if mask is not None and self.repeat_last:
             y = _repeat_last(y, mask)
         if self.bidirectional:
             H = y.shape[-1] // 2
             y = self._merge(y[..., :H], y[..., H:])
-        return y, mask
+        return y, mask, finals
 
     def _merge(self, a, b):
         if self.merge_mode == "concat":
@@ -267,15 +298,14 @@ class RecurrentBlock(nn.Module):
         return [_direction_weights(self.rnn, "", self.has_b_h[0]),
                 _direction_weights(self.rnn_backward, "", self.has_b_h[1])]
 
-
-def _check(layer):
+def _check(layer, allow_state=False):
     if not isinstance(layer, RNNLayer):
         raise TypeError(f"layer {layer.name!r}: {type(layer).__name__} has no torch.nn counterpart "
                         f"(to_torch covers LSTM, GRU and SimpleRNN)")
     if isinstance(layer, GRU) and not layer.reset_after:
         raise ValueError(f"GRU {layer.name!r} has reset_after=False; torch.nn.GRU only has the "
                          f"reset_after=True form")
-    if layer.return_state:
+    if layer.return_state and not allow_state:
         raise ValueError(f"layer {layer.name!r}: return_state=True has no place in a one-output model")
     if layer.dropout or layer.recurrent_dropout:
         warnings.warn(f"layer {layer.name!r}: dropout={layer.dropout}, recurrent_dropout="
@@ -337,6 +367,11 @@ def model_from_torch(module, model=None):
     if len(leaves) != len(weights):
         raise ValueError(f"the module holds {len(weights)} layers' weights but model {model.name!r} has "
                          f"{len(leaves)} layers to fill; convert a module made by to_torch(model)")
-    for layer, w in zip(leaves, weights):
-        layer.set_weights({k: v.astype(layer.dtype) for k, v in w.items()})
+    _fill(leaves, weights)
     return model
+
+
+def _fill(layers, weights):
+    """Each layer's weights from its dict of arrays (the blocks' lstmkit_weights)."""
+    for layer, w in zip(layers, weights):
+        layer.set_weights({k: v.astype(layer.dtype) for k, v in w.items()})

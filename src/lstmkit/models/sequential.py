@@ -183,13 +183,6 @@ class Sequential(training.ModelMethods, Container):
         self._metric_specs = list(metrics or [])
         self.compiled = True
 
-    def export_onnx(self, path, padding="post", opset=17):
-        """Write the model as ONNX with the standard LSTM/GRU/RNN operators
-        (lstmkit.interop.onnx; needs the onnx package). padding: where id 0 sits
-        in the sequences of a mask_zero model, "post" or "pre"."""
-        from ..interop.onnx import export_onnx
-        return export_onnx(self, path, padding=padding, opset=opset)
-
     # ---- description ---------------------------------------------------------------
     def summary(self, print_fn=print, line_length=65):
         if not self.built:

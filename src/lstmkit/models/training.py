@@ -660,6 +660,14 @@ class ModelMethods:
         from .saving import save_model
         save_model(self, path)
 
+    def export_onnx(self, path, padding="post", opset=17):
+        """Write the model as ONNX with the standard LSTM/GRU/RNN operators (and MatMul,
+        Softmax, Concat ... for attention and merges), lstmkit.interop.onnx; needs the
+        onnx package. padding: where id 0 sits in the sequences of a mask_zero model,
+        "post" or "pre" (functional models: "post")."""
+        from ..interop.onnx import export_onnx
+        return export_onnx(self, path, padding=padding, opset=opset)
+
 
 def clone_loss(loss):
     """A separate Loss object with the same settings (losses keep per-batch state)."""
