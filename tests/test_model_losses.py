@@ -18,12 +18,16 @@ CASES = [  # (loss, predictions, targets, from_logits)
     (losses.CategoricalCrossentropy(from_logits=True), rng.normal(size=(B, C)), np.eye(C)[rng.integers(0, C, B)], True),
     (losses.SparseCategoricalCrossentropy(), rng.dirichlet(np.ones(C), B), rng.integers(0, C, B), False),
     (losses.SparseCategoricalCrossentropy(from_logits=True), rng.normal(size=(B, T, C)), rng.integers(0, C, (B, T)), True),
+    (losses.CategoricalCrossentropy(label_smoothing=0.2), rng.dirichlet(5 * np.ones(C), B), np.eye(C)[rng.integers(0, C, B)], False),
+    (losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2), rng.normal(size=(B, T, C)), np.eye(C)[rng.integers(0, C, (B, T))], True),
+    (losses.SparseCategoricalCrossentropy(label_smoothing=0.2), rng.dirichlet(5 * np.ones(C), B), rng.integers(0, C, B), False),
+    (losses.SparseCategoricalCrossentropy(from_logits=True, label_smoothing=0.2), rng.normal(size=(B, T, C)), rng.integers(0, C, (B, T)), True),
     (losses.MeanSquaredError(), rng.normal(size=(B, 2)), rng.normal(size=(B, 2)), False),
     (losses.MeanAbsoluteError(), rng.normal(size=(B, 2)), rng.normal(size=(B, 2)), False),
 ]
 
 
-@pytest.mark.parametrize("loss, pred, y, _", CASES, ids=[f"{type(c[0]).__name__}-{c[3]}" for c in CASES])
+@pytest.mark.parametrize("loss, pred, y, _", CASES, ids=[f"{type(c[0]).__name__}-{c[3]}-{getattr(c[0], 'label_smoothing', 0)}" for c in CASES])
 def test_loss_gradients(loss, pred, y, _):
     pred = pred.copy()
     loss.forward(pred, y)
@@ -46,6 +50,34 @@ def test_values_match_torch():
     assert abs(losses.BinaryCrossentropy()(1 / (1 + np.exp(-z[:, :1])), yb[:, 0]) - want) < 1e-9
     assert abs(losses.MeanSquaredError()(z, z + 2) - 4.0) < 1e-12
     assert abs(losses.MeanAbsoluteError()(z, z - 3) - 3.0) < 1e-12
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_label_smoothing_matches_torch(eps, dtype):
+    """PyTorch's CrossEntropyLoss(label_smoothing=eps): q = (1 - eps) onehot + eps / C; the
+    sparse loss on logits (compiled passes), on probabilities, and the one-hot loss agree."""
+    z = (rng.normal(size=(B, T, 7)) * 3).astype(dtype)
+    ids = rng.integers(0, 7, (B, T))
+    zt = torch.tensor(z.astype(np.float64), requires_grad=True)
+    want = torch.nn.functional.cross_entropy(zt.reshape(-1, 7), torch.tensor(ids.reshape(-1)), label_smoothing=eps)
+    want.backward()
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    sparse = losses.SparseCategoricalCrossentropy(from_logits=True, label_smoothing=eps)
+    assert abs(sparse(z, ids) - want.item()) < tol
+    g = sparse.backward()
+    assert g.dtype == dtype and np.abs(g - zt.grad.numpy()).max() < tol
+    p = np.exp(z - z.max(-1, keepdims=True)).astype(np.float64)
+    p /= p.sum(-1, keepdims=True)
+    assert abs(losses.SparseCategoricalCrossentropy(label_smoothing=eps)(p, ids) - want.item()) < 1e-5
+    assert abs(losses.CategoricalCrossentropy(from_logits=True, label_smoothing=eps)(z, np.eye(7)[ids])
+               - want.item()) < tol
+    # the probabilities for metrics are made on demand, and are the softmax
+    assert np.abs(sparse.y_prob - p).max() < (1e-12 if dtype == np.float64 else 1e-6)
+    cfg = losses.serialize(sparse)
+    assert losses.deserialize(cfg).label_smoothing == eps
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.SparseCategoricalCrossentropy(label_smoothing=1.0)
 
 
 def test_logits_are_stable_and_grad_is_p_minus_y():

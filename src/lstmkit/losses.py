@@ -11,6 +11,19 @@ Per-time-step items (B, T), with mask m:
 Cross-entropies work from logits when they can: with from_logits=True, or
 when the model fuses them with its final sigmoid/softmax Dense. Then the loss
 is written with log-sum-exp (never log(0)) and the gradient is p - y exactly.
+
+Label smoothing (the categorical cross-entropies, ``label_smoothing=eps``): the
+target becomes q = (1 - eps) y + eps / C over the C classes (Keras's
+CategoricalCrossentropy, PyTorch's CrossEntropyLoss), so
+    l = -sum_c q_c log p_c = (1 - eps) (-log p_y) + eps (-mean_c log p_c)   (one-hot y)
+and the gradient from logits is p - q.
+
+The sparse cross-entropy on logits runs as two compiled passes per row
+(loss_kernels.py) instead of NumPy's five. With reduction="mean" the
+categorical losses can also take the logits of the real (unmasked) steps only,
+(N, C) with targets (N,): the functional training loop does that for a softmax
+Dense head that a mask reaches, so padding costs no output projection
+(``supports_rows``).
 """
 import numpy as np
 
@@ -118,11 +131,37 @@ class BinaryCrossentropy(Loss):
         return dl * (-y / p + (1 - y) / (1 - p)) * inside
 
 
-class CategoricalCrossentropy(Loss):
-    """l = -sum_c y_c log p_c, p = softmax(z); y one-hot (or any distribution)."""
+def _check_smoothing(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"label_smoothing must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+class _Categorical(Loss):
+    """What the two categorical cross-entropies share: label_smoothing, and taking the
+    logits of the real steps only (N, C) when the reduction is a mean over them."""
+
+    def __init__(self, from_logits=False, reduction="mean", label_smoothing=0.0):
+        super().__init__(from_logits, reduction)
+        self.label_smoothing = _check_smoothing(label_smoothing)
+
+    @property
+    def supports_rows(self):
+        return self.reduction == "mean"
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+class CategoricalCrossentropy(_Categorical):
+    """l = -sum_c q_c log p_c, p = softmax(z), q = (1 - eps) y + eps / C; y one-hot
+    (or any distribution), eps = label_smoothing."""
     name, fusable_activation = "categorical_crossentropy", "softmax"
 
     def per_item(self, y_pred, y, from_logits):
+        eps = self.label_smoothing
+        if eps:
+            y = (1.0 - eps) * y + eps / y_pred.shape[-1]                # the smoothed target q
         if from_logits:
             logp = log_softmax(y_pred)                                  # (..., C)
             p = np.exp(logp)
@@ -142,9 +181,22 @@ class CategoricalCrossentropy(Loss):
         return dl * (-y / p) * inside
 
 
-class SparseCategoricalCrossentropy(Loss):
-    """Categorical cross-entropy with integer class ids: y (B,) or (B, T), predictions (..., C)."""
+class SparseCategoricalCrossentropy(_Categorical):
+    """Categorical cross-entropy with integer class ids: y (B,) or (B, T), predictions (..., C);
+    with label_smoothing eps the target is q = (1 - eps) onehot(y) + eps / C."""
     name, fusable_activation = "sparse_categorical_crossentropy", "softmax"
+
+    # the probabilities of the compiled path are made only when a metric asks for them
+    @property
+    def y_prob(self):
+        if self._y_prob is None and getattr(self, "_kernel", None) is not None:
+            z, _, lse, shape = self._kernel
+            self._y_prob = np.exp(z - lse[:, None].astype(z.dtype)).reshape(shape)
+        return self._y_prob
+
+    @y_prob.setter
+    def y_prob(self, value):
+        self._y_prob = value
 
     def align(self, y_pred, y_true):
         y = np.asarray(y_true)
@@ -163,24 +215,56 @@ class SparseCategoricalCrossentropy(Loss):
         return y
 
     def per_item(self, y_pred, y, from_logits):
+        eps, C = self.label_smoothing, y_pred.shape[-1]
+        self._kernel = None
+        if from_logits and y_pred.dtype in (np.float32, np.float64) and y.size:
+            # the compiled passes (loss_kernels.py): log-sum-exp, loss and NLL per row
+            from .loss_kernels import xent_forward
+            z = np.ascontiguousarray(y_pred).reshape(-1, C)                     # (N, C)
+            ids = np.ascontiguousarray(y, dtype=np.int64).reshape(-1)           # (N,)
+            lse, items, nll = (np.empty(len(ids)) for _ in range(3))
+            xent_forward(z, ids, eps, lse, items, nll)
+            self._kernel = (z, ids, lse, y_pred.shape)
+            self._cache = (from_logits, None, None, None)
+            self.y_prob = None                                                  # made when asked for
+            return items.reshape(y.shape).astype(y_pred.dtype)
         idx = y[..., None]                                              # (..., 1)
         if from_logits:
             logp = log_softmax(y_pred)
             p = np.exp(logp)
             self._cache = (from_logits, p, idx, None)
             self.y_prob = p
-            return -np.take_along_axis(logp, idx, axis=-1)[..., 0]
+            nll = -np.take_along_axis(logp, idx, axis=-1)[..., 0]
+            return (1.0 - eps) * nll - eps * logp.mean(axis=-1) if eps else nll
         p_true = np.take_along_axis(y_pred, idx, axis=-1)[..., 0]
         self._cache = (from_logits, y_pred, idx, p_true)
         self.y_prob = y_pred
-        return -np.log(np.clip(p_true, EPSILON, 1 - EPSILON))
+        nll = -np.log(np.clip(p_true, EPSILON, 1 - EPSILON))
+        if eps:
+            return (1.0 - eps) * nll - eps * np.log(np.clip(y_pred, EPSILON, 1 - EPSILON)).mean(axis=-1)
+        return nll
 
     def per_item_backward(self, dl):
+        eps = self.label_smoothing
+        if self._kernel is not None:
+            from .loss_kernels import xent_backward
+            z, ids, lse, shape = self._kernel
+            out = np.empty_like(z)                                              # (N, C)
+            xent_backward(z, ids, eps, lse, np.ascontiguousarray(dl, dtype=np.float64).reshape(-1), out)
+            return out.reshape(shape)
         from_logits, p, idx, p_true = self._cache
+        C = p.shape[-1]
         if from_logits:
-            g = p.copy()
-            np.put_along_axis(g, idx, np.take_along_axis(g, idx, axis=-1) - 1, axis=-1)  # p - onehot(y)
+            g = p - eps / C if eps else p.copy()
+            # p - q, q = (1 - eps) onehot(y) + eps / C
+            np.put_along_axis(g, idx, np.take_along_axis(g, idx, axis=-1) - (1.0 - eps), axis=-1)
             return dl[..., None] * g
+        if eps:
+            # backprop through -sum_c q_c log clip(p_c): -q_c / p_c inside the clip
+            q = np.full(p.shape, eps / C)
+            np.put_along_axis(q, idx, eps / C + (1.0 - eps), axis=-1)
+            inside = (p > EPSILON) & (p < 1 - EPSILON)
+            return (dl[..., None] * np.where(inside, -q / np.clip(p, EPSILON, None), 0.0)).astype(p.dtype)
         g = np.zeros_like(p)
         inside = (p_true > EPSILON) & (p_true < 1 - EPSILON)
         d_true = np.where(inside, -1.0 / np.clip(p_true, EPSILON, None), 0.0)

@@ -7,13 +7,14 @@
     dloss/dz = (p - q) / N
 
 The plain negative log-likelihood (eps = 0) comes back as well: it is what
-validation and perplexity report, whatever eps training used. The work is one
-compiled pass per row (seq2seq/fast.py): max, log-sum-exp, loss and gradient,
-the gradient written over the logits.
+validation and perplexity report, whatever eps training used. The work runs
+on the compiled passes of the library's sparse cross-entropy (lstmkit/loss_kernels.py,
+what losses.SparseCategoricalCrossentropy(from_logits=True, label_smoothing=eps)
+runs), the gradient written over the logits.
 """
 import numpy as np
 
-from . import fast
+from ..loss_kernels import xent_backward, xent_forward
 
 
 def token_cross_entropy(logits, targets, label_smoothing=0.0, need_grad=True):
@@ -28,11 +29,11 @@ def token_cross_entropy(logits, targets, label_smoothing=0.0, need_grad=True):
         raise ValueError(f"targets must have shape ({N},); got {y.shape}")
     if N == 0:
         raise ValueError("no real target tokens to score")
-    losses = np.empty(N, np.float64)
-    nlls = np.empty(N, np.float64)
-    fast.softmax_xent(z, y, float(label_smoothing), need_grad, losses, nlls)
+    lse, losses, nlls = (np.empty(N, np.float64) for _ in range(3))
+    xent_forward(z, y, float(label_smoothing), lse, losses, nlls)
     if need_grad:
-        z *= z.dtype.type(1.0 / N)                                   # the mean over tokens
+        dl = np.full(N, 1.0 / N)                                     # the mean over tokens
+        xent_backward(z, y, float(label_smoothing), lse, dl, z)      # (p - q) / N, over z itself
     return float(losses.mean()), float(nlls.mean()), (z if need_grad else None)
 
 
