@@ -5,6 +5,11 @@ Each activation's backward sits right below its forward. ``logits`` keeps the
 pre-activation z of the last forward and ``backward_logits(dz)`` starts the
 backward pass from z: a sigmoid/softmax head fused with a cross-entropy loss
 uses these so the gradient is p - y exactly (see lstmkit.losses).
+``forward_rows(x, mask)`` gives those logits at the unmasked steps of a
+sequence only, (N, U): a loss that needs nothing at padded steps (the
+functional training loop's cross-entropy heads) then pays no output
+projection there; backward_logits takes (N, U) and returns (B, T, D) with
+zeros at the masked steps.
 """
 import numpy as np
 
@@ -79,6 +84,7 @@ class Dense(Layer):
         initializers.get(bias_initializer)
         self.logits = None
         self._cache = None
+        self._rows = None                          # (mask, input shape) after forward_rows
         if input_shape is not None:
             self.build(tuple(input_shape))
         elif input_dim is not None:
@@ -111,7 +117,27 @@ class Dense(Layer):
         y = ACTIVATIONS[self.activation][0](z)                                # (..., U)
         self.logits = z
         self._cache = (x, z, y)
+        self._rows = None
         return y
+
+    def forward_rows(self, x, mask):
+        """x (B, T, D), mask (B, T) -> the pre-activation z at the True steps, (N, U),
+        N = mask.sum(), in row-major order of (b, t); the activation is not applied."""
+        x = np.asarray(x, dtype=self.dtype)
+        if not self.built:
+            self.build(x.shape[1:])
+        mask = np.asarray(mask, bool)
+        if x.ndim != 3 or mask.shape != x.shape[:2]:
+            raise ValueError(f"Dense {self.name!r} forward_rows takes x (batch, time, features) and a mask "
+                             f"(batch, time); got {x.shape} and {mask.shape}")
+        rows = x[mask]                                                        # (N, D)
+        z = rows @ self.params["W"]                                           # (N, U)
+        if self.use_bias:
+            z += self.params["b"]
+        self.logits = z
+        self._cache = (rows, z, None)
+        self._rows = (mask, x.shape)
+        return z
 
     def backward(self, dout):
         if self._cache is None:
@@ -128,7 +154,14 @@ class Dense(Layer):
         self.grads = {"W": x.reshape(-1, D).T @ dz2}                          # (D, U)
         if self.use_bias:
             self.grads["b"] = dz2.sum(axis=0)                                 # (U,)
-        return (dz2 @ self.params["W"].T).reshape(x.shape)                     # (..., D)
+        dx = dz2 @ self.params["W"].T                                         # (N, D)
+        rows = getattr(self, "_rows", None)
+        if rows is not None:                                                  # after forward_rows:
+            mask, shape = rows
+            full = np.zeros(shape, dx.dtype)                                  # masked steps get 0
+            full[mask] = dx
+            return full                                                       # (B, T, D)
+        return dx.reshape(x.shape)                                            # (..., D)
 
     def get_config(self):
         cfg = super().get_config()

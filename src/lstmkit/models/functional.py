@@ -312,7 +312,10 @@ class Model(training.ModelMethods, Container):
             values[id(t)] = a
             masks[id(t)] = None if input_masks is None else input_masks[i]
         logits_nodes = {self.outputs[k].node.id for k in range(len(self.outputs)) if fused[k]}
-        run = {"states": {}, "changed": {}, "logits": {}, "shapes": {}, "fused": logits_nodes, "nodes": []}
+        # fused[k] == "rows": the head's logits at the unmasked steps only (Dense.forward_rows)
+        rows_nodes = {self.outputs[k].node.id for k in range(len(self.outputs)) if fused[k] == "rows"}
+        run = {"states": {}, "changed": {}, "logits": {}, "shapes": {}, "fused": logits_nodes, "nodes": [],
+               "rows": set()}
         fold = not training
         for node in self._nodes:
             if fold and node.id in self._folded:
@@ -333,7 +336,12 @@ class Model(training.ModelMethods, Container):
                 arg_masks = map_structure(lambda t: masks[id(t)], node.args)
                 if isinstance(arg_masks, list) and all(m is None for m in flatten(arg_masks)):
                     arg_masks = None
-                out = layer.forward(args, mask=arg_masks, **kwargs)
+                if (node.id in rows_nodes and isinstance(arg_masks, np.ndarray) and np.ndim(args) == 3
+                        and arg_masks.any() and hasattr(layer, "forward_rows")):
+                    out = layer.forward_rows(args, arg_masks)          # (N, V): real steps only
+                    run["rows"].add(node.id)
+                else:
+                    out = layer.forward(args, mask=arg_masks, **kwargs)
             outs = out if node.multi else [out]
             if len(outs) != len(node.outputs):
                 raise RuntimeError(f"layer {layer.name!r} returned {len(outs)} outputs where its graph "
@@ -354,6 +362,8 @@ class Model(training.ModelMethods, Container):
                 self._remember(run, node, before)
             run["nodes"].append(node)
         self._run = run
+        # per output: whether it came as the logits of its unmasked steps, (N, V) (its mask says which)
+        self.compacted = [t.node.id in run["rows"] for t in self.outputs]
         outs = [run["logits"][t.node.id] if fused[k] else values[id(t)] for k, t in enumerate(self.outputs)]
         out_masks = [masks[id(t)] for t in self.outputs]
         self._out_masks = out_masks

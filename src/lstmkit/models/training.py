@@ -68,8 +68,14 @@ def _fuse(model, loss):
 
 
 def fused_heads(model):
-    """Per output: whether its loss runs on the logits of its final layer."""
-    return [_fusable(h.loss, act) for h, act in zip(heads(model), _activations(model))]
+    """Per output: whether its loss runs on the logits of its final layer (True), or on
+    those of its unmasked steps only ("rows": a functional model's softmax head whose
+    loss averages over real steps; the model computes nothing at padded steps)."""
+    out = []
+    for h, act in zip(heads(model), _activations(model)):
+        fuse = _fusable(h.loss, act)
+        out.append("rows" if fuse and _multi(model) and getattr(h.loss, "supports_rows", False) else fuse)
+    return out
 
 
 def _forward(model, xs, training, fused):
@@ -199,12 +205,14 @@ def _losses(model, outs, masks, ys, sws, fused, backward):
     """Every head's loss on one batch; with backward=True the weighted gradients per
     output too, else the metrics updated. Returns (total, [loss per head], douts)."""
     total, values, douts = 0.0, [], []
+    ys, sws, masks = _at_rows(model, ys, sws, masks)
     for k, h in enumerate(heads(model)):
         if h.loss is None or ys[k] is None:
             values.append(None)
             douts.append(None)
             continue
-        value = h.loss.forward(outs[k], ys[k], sample_weight=sws[k], mask=masks[k],
+        y, sw, mask = ys[k], sws[k], masks[k]
+        value = h.loss.forward(outs[k], y, sample_weight=sw, mask=mask,
                                from_logits=fused[k] or h.loss.from_logits)
         total += h.weight * value
         values.append(value)
@@ -212,8 +220,31 @@ def _losses(model, outs, masks, ys, sws, fused, backward):
             d = h.loss.backward()
             douts.append(d if h.weight == 1.0 else d * h.weight)
         if not backward:
-            _update_metrics(h, ys[k], masks[k])
+            _update_metrics(h, y, mask)
     return total, values, douts
+
+
+def _at_rows(model, ys, sws, masks):
+    """Targets, sample weights and masks as the losses see them: for an output that came
+    as the logits of its unmasked steps only, (N, V) (Model.compacted), its targets and
+    weights at those steps, (N,), and no mask -- the plain mean over the N rows is the
+    masked mean over real steps."""
+    rows = getattr(model, "compacted", None) if _multi(model) else None
+    if not rows or not any(rows):
+        return ys, sws, masks
+    ys, sws, masks = list(ys), list(sws), list(masks)
+    for k, compact in enumerate(rows):
+        if not compact or ys[k] is None:
+            continue
+        mask = masks[k]
+        ys[k] = np.asarray(ys[k])[mask]
+        sw = sws[k]
+        if sw is not None:
+            sw = np.asarray(sw)
+            sws[k] = (sw if sw.shape == mask.shape else np.broadcast_to(
+                sw.reshape(sw.shape + (1,) * (mask.ndim - sw.ndim)), mask.shape))[mask]
+        masks[k] = None
+    return ys, sws, masks
 
 
 def _update_metrics(head, y, mask):
@@ -252,6 +283,7 @@ def train_step(model, xs, ys, sws, where=None, on_nonfinite="stop"):
     bad = first_bad_array(params)
     if bad is not None:
         raise nonfinite_error("the weight", *bad, where, "the update itself overflowed; " + REMEDY)
+    ys, _, masks = _at_rows(model, ys, sws, masks)
     for h, y, mask, v in zip(heads(model), ys, masks, values):
         if v is not None:
             _update_metrics(h, y, mask)          # each head's loss still holds this batch's y_prob
