@@ -145,3 +145,31 @@ def test_config_errors():
         Seq2Seq(10, 10, attention=None, input_feeding=True)
     with pytest.raises(ValueError, match="attention must be one of"):
         Seq2Seq(10, 10, attention="luong")
+
+
+@pytest.mark.parametrize("score", ["dot", "general", "additive"])
+def test_global_attention_equations_through_the_library_layers(score):
+    """GlobalAttention runs its scores, masked softmax and context on layers/attention.py;
+    its output is Luong's equations written out here, also after a weight is replaced
+    (as set_weights / load_model do)."""
+    from lstmkit.seq2seq.attention import GlobalAttention
+    r = np.random.default_rng(3)
+    att = GlobalAttention(4, 4, score=score, attention_dim=3, dtype="float64", seed=2)
+    for name in list(att.params):
+        att.params[name] = r.normal(size=att.params[name].shape)            # new arrays, not in place
+    h, m = r.normal(size=(2, 3, 4)), r.normal(size=(2, 5, 4))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    p = att.params
+    if score == "dot":
+        s = h @ m.transpose(0, 2, 1)
+    elif score == "general":
+        s = h @ (m @ p["W_a"]).transpose(0, 2, 1)
+    else:
+        s = np.tanh((h @ p["W_q"])[:, :, None] + (m @ p["W_k"])[:, None]) @ p["v"]
+    s = np.where(mask[:, None], s, -np.inf)
+    a = np.exp(s - s.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    want = np.tanh(np.concatenate([a @ m, h], -1) @ p["W_c"])
+    out, weights, _ = att.attend(h, att.keys(m), m, mask)
+    assert np.abs(out - want).max() < 1e-12 and np.abs(weights - a).max() < 1e-12
+    assert type(att._core).__module__ == "lstmkit.layers.attention"

@@ -11,29 +11,28 @@ Manning 2015), with three score functions:
 
 h_t (B, T, H) are decoder outputs (T = 1 when the decoder runs one step at a
 time, as with input feeding and in beam search), m (B, S, M) the encoder's
-outputs ("memory"), mask (B, S) true at real source tokens. The part of a score
-that depends on the memory alone, the keys K = m W_a (or m W_k, or m itself
-for dot), is computed once per source batch (`keys`) and shared by every
-decoder step; its gradient is summed over the steps and taken back through
-W_a once (`keys_backward`).
+outputs ("memory"), mask (B, S) true at real source tokens.
 
-The layer keeps no per-call cache: attend() returns one and attend_backward()
+The scores, the masked softmax and the context are the library's attention
+layers (layers/attention.py), not a second copy: Attention (dot scores) on
+[query h, value m, key K] for dot and general, AdditiveAttention (its weight w
+is v here) on [h W_q, m, K] for additive. What this layer adds is Luong's
+around them: the keys K = m W_a (or m W_k, or m itself for dot) are projected
+once per source batch (`keys`) and shared by every decoder step, their
+gradient summed over the steps and taken back through W_a once
+(`keys_backward`); the query projection W_q; the output tanh([c; h] W_c).
+
+attend() returns a cache (the inner layer's among it) and attend_backward()
 takes it, so a decoder that attends once per step keeps a list of them.
 Gradients add up in self.grads (zero them with zero_grads() first).
 """
 import numpy as np
 
 from .. import initializers
+from ..layers.attention import AdditiveAttention, Attention
 from ..layers.base import Layer, register
 
 SCORES = ("dot", "general", "additive")
-
-
-def masked_softmax(s, mask):
-    """softmax over the last axis of s (B, T, S), zero where mask (B, S) is False."""
-    s = np.where(mask[:, None, :], s, -np.inf)
-    e = np.exp(s - s.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @register
@@ -61,6 +60,15 @@ class GlobalAttention(Layer):
         p["W_c"] = glorot((M + H, H), rng, self.dtype, units=H)                       # (M + H, H)
         self.params = p
         self.zero_grads()
+        # the scores, masked softmax and context: the library's attention layers
+        K = M if self.score == "dot" else (A if self.score == "additive" else H)
+        Q = A if self.score == "additive" else H
+        if self.score == "additive":
+            self._core = AdditiveAttention(use_scale=True, dtype=self.dtype, name=f"{self.name}_core")
+        else:
+            self._core = Attention(score_mode="dot", dtype=self.dtype, name=f"{self.name}_core")
+        self._core.build([(None, Q), (None, M), (None, K)])
+        self._share()
         super().build(input_shape)
 
     def compute_output_shape(self, input_shape):
@@ -85,51 +93,44 @@ class GlobalAttention(Layer):
         self.grads[name] += memory.reshape(B * S, M).T @ dK.reshape(B * S, -1)
         return dK @ self.params[name].T
 
+    def _share(self):
+        if self.score == "additive":
+            self._core.params["scale"] = self.params["v"]                             # w of the core is v
+
     # ---- attend: one or all decoder steps -----------------------------------------------
     def attend(self, h, K, memory, mask):
         """h (B, T, H) -> (h~ (B, T, H), weights a (B, T, S), cache)."""
         p = self.params
-        if self.score == "additive":
-            q = h @ p["W_q"]                                                          # (B, T, A)
-            u = np.tanh(q[:, :, None, :] + K[:, None, :, :])                          # (B, T, S, A)
-            s = u @ p["v"]                                                            # (B, T, S)
-        else:
-            u = None
-            s = h @ K.transpose(0, 2, 1)                                              # (B, T, S)
-        a = masked_softmax(s, mask)                                                   # (B, T, S)
-        c = a @ memory                                                                # (B, T, M)
+        q = h @ p["W_q"] if self.score == "additive" else h                           # (B, T, A) or h
+        self._share()
+        c, a = self._core.forward([q, memory, K], mask=[None, mask],
+                                  return_attention_scores=True)                       # (B, T, M), (B, T, S)
         ch = np.concatenate([c, h], axis=-1)                                          # (B, T, M + H)
         out = np.tanh(ch @ p["W_c"])                                                  # (B, T, H)
-        return out, a, (h, K, memory, u, a, ch, out)
+        return out, a, (h, self._core._cache, ch, out)
 
     def attend_backward(self, dout, cache):
         """dout (B, T, H) -> (dh (B, T, H), dK, dmemory (B, S, M)); adds the weight gradients."""
-        h, K, memory, u, a, ch, out = cache
+        h, core_cache, ch, out = cache
         p, g = self.params, self.grads
         B, T, H = h.shape
-        M = memory.shape[-1]
+        M = ch.shape[-1] - H
         # backprop through out = tanh(ch W_c)
         dz = dout * (1.0 - out * out)                                                 # (B, T, H)
         g["W_c"] += ch.reshape(B * T, M + H).T @ dz.reshape(B * T, H)
         dch = dz @ p["W_c"].T                                                         # (B, T, M + H)
         dc, dh = dch[..., :M], dch[..., M:]
-        # backprop through c = a m
-        da = dc @ memory.transpose(0, 2, 1)                                           # (B, T, S)
-        dmemory = a.transpose(0, 2, 1) @ dc                                           # (B, S, M)
-        # backprop through the softmax (masked steps have a = 0, so get 0)
-        ds = a * (da - (a * da).sum(axis=-1, keepdims=True))                          # (B, T, S)
+        # backprop through the core: context, masked softmax, scores
+        self._share()
+        self._core._cache = core_cache
+        dq, dmemory, dK = self._core.backward([dc, None])
         if self.score == "additive":
-            # backprop through s = tanh(q + K) v
-            g["v"] += np.einsum("btsa,bts->a", u, ds)
-            dpre = ds[..., None] * p["v"] * (1.0 - u * u)                             # (B, T, S, A)
-            dq = dpre.sum(axis=2)                                                     # (B, T, A)
-            dK = dpre.sum(axis=1)                                                     # (B, S, A)
+            g["v"] += self._core.grads["scale"]
+            # backprop through q = h W_q
             g["W_q"] += h.reshape(B * T, H).T @ dq.reshape(B * T, -1)
             dh = dh + dq @ p["W_q"].T
         else:
-            # backprop through s = h K^T
-            dh = dh + ds @ K                                                          # (B, T, H)
-            dK = ds.transpose(0, 2, 1) @ h                                            # (B, S, H)
+            dh = dh + dq                                                              # q was h itself
         return dh, dK, dmemory
 
     def get_config(self):
