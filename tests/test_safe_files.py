@@ -50,6 +50,16 @@ def test_truncated_files_say_truncated(tmp_path, cut):
     assert "\\x" not in msg.split("found")[1]                      # words, not the first bytes
 
 
+@pytest.mark.parametrize("first", [b"\x80", b"\x08", b"{", b"\x89"])
+def test_short_files_say_too_short_whatever_their_first_byte(tmp_path, first):
+    """A header length of 128 (+ 256 k) starts with the byte of a pickle's magic: a file cut
+    under 10 bytes is still called too short, not a pickle."""
+    path = tmp_path / "m.lstmkit"
+    path.write_bytes(first + b"\x0c\x00\x00\x00")
+    with pytest.raises(ValueError, match="only 5 bytes, too short"):
+        lk.load_model(path)
+
+
 def test_flipped_weight_bytes_are_detected(tmp_path):
     _, path = saved(tmp_path)
     raw = bytearray(path.read_bytes())

@@ -105,10 +105,11 @@ def read_safetensors_header(path):
             _refuse(path, "an empty file")
         n = struct.unpack("<Q", head[:8])[0] if size >= 8 else 0
         if size < 10 or head[8:9] != b"{" or n > MAX_HEADER:     # no JSON header where it belongs
-            kind = _describe(head)
+            # under 10 bytes nothing can be told from the bytes: they are (part of) the header's
+            # length, whose first byte may well look like a pickle's or a protobuf's magic
+            kind = _describe(head) if size >= 10 else f"only {size} bytes, too short for one (truncated?)"
             if kind.startswith("a file starting with"):
-                kind = (f"only {size} bytes, too short for one (truncated?)" if size < 10 else
-                        f"a file of {size:,} bytes in another format (it starts with {head[:8]!r})")
+                kind = f"a file of {size:,} bytes in another format (it starts with {head[:8]!r})"
             _refuse(path, kind)
         if n > size - 8:
             _refuse(path, f"a truncated file: the header alone should take {n:,} bytes but only "
