@@ -59,6 +59,26 @@ def test_padded_steps_change_nothing_downstream():
     assert loss == pytest.approx(expect, rel=1e-10)
 
 
+def test_time_distributed_head_keeps_the_mask_as_keras3():
+    ids = lk.Input(shape=(None,), dtype="int64")
+    seq = lk.LSTM(4, return_sequences=True, seed=0, **F64)(lk.Embedding(9, 3, mask_zero=True, seed=0, **F64)(ids))
+    out = lk.TimeDistributed(lk.Dense(3, activation="softmax", seed=1, **F64))(seq)
+    model = lk.Model(ids, out)
+    model.compile("sgd", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(3)
+    x = rng.integers(1, 9, size=(2, 5))
+    x[0, 2:] = 0
+    y = rng.integers(0, 3, size=(2, 5))
+    loss, grads, masks = loss_and_grads(model, x, y)
+    np.testing.assert_array_equal(masks[0], x != 0)
+    y2 = y.copy()
+    y2[0, 2:] = (y2[0, 2:] + 1) % 3
+    loss2, grads2, _ = loss_and_grads(model, x, y2)
+    assert loss2 == pytest.approx(loss, abs=1e-14)
+    for k in grads:
+        np.testing.assert_allclose(grads2[k], grads[k], atol=1e-14, err_msg=k)
+
+
 def test_add_with_an_unmasked_input_drops_the_mask_as_keras3():
     ids = lk.Input(shape=(None,), dtype="int64")
     extra = lk.Input(shape=(None, 4), dtype="float64")

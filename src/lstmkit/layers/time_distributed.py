@@ -1,10 +1,11 @@
 """TimeDistributed(layer): the same layer at every time step, (B, T, ...) ->
 (B, T, ...'), by running it once on the (B*T, ...) steps stacked.
 
-As in Keras 3 the output has no mask (TimeDistributed does not support
-masking); a Dense on (B, T, D) input does the same work per step and keeps
-the mask. A mask with more axes than (B, T) is passed to the inner layer
-step by step ((B, T, T2) -> (B*T, T2)).
+As in Keras 3 (whose TimeDistributed sets supports_masking and keeps the
+default compute_mask) the input's (B, T) mask passes on to the output, so a
+TimeDistributed(Dense) head's loss skips padded steps. A mask with more axes
+than (B, T) is passed to the inner layer step by step ((B, T, T2) ->
+(B*T, T2)) and, unlike Keras, not on to the output (lstmkit's masks are (B, T)).
 
 A sigmoid/softmax Dense inside keeps its fused cross-entropy: ``activation``,
 ``logits`` and ``backward_logits`` pass through.
@@ -17,7 +18,7 @@ from .container import Container
 
 @register
 class TimeDistributed(Container):
-    supports_masking = False
+    supports_masking = True
 
     def __init__(self, layer, **kwargs):
         if isinstance(layer, dict):
@@ -52,7 +53,7 @@ class TimeDistributed(Container):
         return (input_shape[0],) + tuple(inner)
 
     def compute_mask(self, x, mask):
-        return None
+        return mask if mask is not None and np.ndim(mask) == 2 else None
 
     @property
     def activation(self):
