@@ -211,3 +211,30 @@ def test_encode_keeps_numpy_scalars_and_arrays_exact():
     assert type(back["a"]) is np.float32 and back["a"] == np.float32(0.1)
     assert back["b"] == [1, None, 2.5] and isinstance(back["c"], tuple) and np.isnan(back["d"])
     assert back["c"][0].tolist() == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("engine", ["reference", "fast"])
+def test_stateful_layers_carried_state_is_kept(tmp_path, engine):
+    """stateful=True: batch i continues the sequences of batch i-1, so a resume in the middle of an
+    epoch needs the carried states; they are in the checkpoint."""
+    from lstmkit.data.windows import stateful_windows
+    ids = np.random.default_rng(3).integers(0, 12, size=700)
+    x, y = stateful_windows(ids, batch_size=4, seq_len=10)         # 17 windows a stream: 17 batches
+
+    def model():
+        m = lk.Sequential([lk.Embedding(12, 5, input_length=10, seed=1, name="e"),
+                           lk.LSTM(6, stateful=True, return_sequences=True, engine=engine, seed=2, name="s"),
+                           lk.Dense(12, activation="softmax", seed=3, name="d")], seed=4)
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return m
+    fit = dict(epochs=2, batch_size=4, shuffle=False, verbose=0)
+    m = model()
+    plain = state(m, m.fit(x, y, **fit))
+    m = model()
+    with pytest.raises(Stop):
+        m.fit(x, y, checkpoint_dir=tmp_path, checkpoint_every=3, callbacks=[StopAt(11)], **fit)
+    st = ckpt.read(ckpt.listing(tmp_path)[-1][2])[1]
+    assert (st["epoch"], st["batch"]) == (0, 9) and st["stateful"]["$dict"]      # a carried state is in it
+    m = model()
+    resumed = state(m, m.fit(x, y, checkpoint_dir=tmp_path, checkpoint_every=3, resume=True, **fit))
+    assert_same(plain, resumed)

@@ -101,3 +101,28 @@ def test_clipping_example_without_and_with_clipnorm():
     assert isinstance(err, NonFiniteError) and err.epoch == 1 and "simple_rnn" in str(err)
     losses, err, _ = clipping.train(clipnorm=5.0, epochs=3)
     assert err is None and losses[-1] < 0.5 * clipping.baseline() and losses[-1] < losses[0]
+
+
+def test_nan_stop_leaves_the_last_good_fit_checkpoint(tmp_path):
+    """fit(checkpoint_dir=...): the stop comes before the bad update and before any checkpoint of that
+    batch, so the newest checkpoint is the state after the last good batch, and resuming from it with
+    the poison gone trains on."""
+    from lstmkit.models import checkpoint as ckpt
+    m, x, y = small()
+    PoisonGradient(m, at=[6])                           # epoch 2, batch 2
+    weights = {}
+
+    class Keep(lk.Callback):
+        def on_batch_end(self, batch, logs=None):
+            weights.update(self.model.get_weights())
+    with pytest.raises(NonFiniteError):
+        m.fit(x, y, epochs=3, batch_size=16, verbose=0, checkpoint_dir=tmp_path, checkpoint_every=1,
+              callbacks=[Keep()])
+    path, tensors, state = ckpt.latest(tmp_path, log=pytest.fail)
+    assert (state["epoch"], state["batch"]) == (1, 1)
+    for k, v in weights.items():
+        assert tensors[k].tobytes() == v.tobytes()
+    m2, _, _ = small()
+    m2.fit(x, y, epochs=3, batch_size=16, verbose=0, checkpoint_dir=tmp_path, checkpoint_every=1,
+           callbacks=[Keep()], resume=True)
+    assert all(np.isfinite(v).all() for v in m2.get_weights().values())
