@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-quick bench clean
+.PHONY: venv demo test test-quick bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,19 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m lstmkit demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q tests
+
+# Test set-up: the browser tests of `lstmkit serve` drive Debian's headless Chromium through its chromedriver.
+# Installed with apt-get when missing (as root, or with passwordless sudo); never downloaded from a CDN.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "make: chromium and chromium-driver are missing and I cannot install them without root:" \
+	    "the browser tests will be skipped (sudo apt-get install chromium chromium-driver)"; exit 0; fi; \
+	  echo "make: installing Debian's chromium and chromium-driver for the browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null; }
 
 test-quick: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests

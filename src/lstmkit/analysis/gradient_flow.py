@@ -42,10 +42,14 @@ class FlowResult:
         return float(self.norms[a][distance] / self.norms[b][distance])
 
 
-def make_layer(cell, units, input_dim, seed, forget_bias=1.0):
+def make_layer(cell, units, input_dim, seed, forget_bias=1.0, weight_scale=1.0):
+    """weight_scale multiplies the recurrent weights W_h (orthogonal at 1.0):
+    the factor of every step's Jacobian that decides vanishing or exploding."""
     layer = LAYERS[cell](units, seed=seed, dtype="float64", input_shape=(None, input_dim))
     if cell == "lstm":
         layer.params["b_x"][units:2 * units] = forget_bias        # i, f, g, o blocks: f is the second
+    if weight_scale != 1.0:
+        layer.params["W_h"] *= weight_scale                       # in place: the packed views follow
     return layer
 
 
@@ -95,8 +99,9 @@ def lstm_cell_jacobian_diag(cache, W_h):
 
 
 def gradient_flow(steps=200, units=64, input_dim=64, batch=32, seed=0, forget_bias=1.0,
-                  cells=("simple_rnn", "lstm", "gru"), progress=None):
-    """Run the experiment; progress(cell_name) is called before each cell if given."""
+                  cells=("simple_rnn", "lstm", "gru"), progress=None, weight_scale=1.0):
+    """Run the experiment; progress(cell_name) is called before each cell if given.
+    weight_scale: see make_layer."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, steps, input_dim))              # (B, T, D), the same for every cell
     u = rng.normal(size=units) / np.sqrt(units)                 # readout: L = sum_b u . h_T[b]
@@ -106,7 +111,7 @@ def gradient_flow(steps=200, units=64, input_dim=64, batch=32, seed=0, forget_bi
         if progress:
             progress(cell)
         engine = get_engine(cell, "reference")
-        layer = make_layer(cell, units, input_dim, seed, forget_bias)
+        layer = make_layer(cell, units, input_dim, seed, forget_bias, weight_scale)
         _, caches = step_by_step(engine, layer, x)
         norms = backprop_norms(engine, caches, dh_T)
         result.norms[cell] = norms[:, 0]

@@ -30,15 +30,19 @@ def encode_prime(tok, prime):
 
 
 def sample_text(stepper, tok, rng, prime="\n", length=300, temperature=1.0, top_k=None):
+    return prime + tok.decode(list(iter_text_ids(stepper, tok, rng, prime, length, temperature, top_k)))
+
+
+def iter_text_ids(stepper, tok, rng, prime="\n", length=300, temperature=1.0, top_k=None):
+    """The ids of sample_text one at a time, as the model writes them (one
+    step of the model per id): what a streaming client shows."""
     stepper.reset()
     prime_ids = encode_prime(tok, prime) or [tok.index.get("\n", OOV)]
     p = stepper.feed_many(prime_ids)
-    out = []
     for _ in range(length):
         i = draw(p, rng, temperature, top_k)
-        out.append(i)
+        yield i
         p = stepper.feed([i])[0]
-    return prime + tok.decode(out)
 
 
 def hanzi_mask(tok):
@@ -123,6 +127,16 @@ def sample_poems(stepper, tok, rng, n, line_chars=5, verses=4, prime="", tempera
     form is what the model learned (has_form measures it).
     acrostic: one character per line that the line must begin with (藏头诗);
     prime: the first characters of the first line."""
+    p, prime, heads, allowed = _start_poems(stepper, tok, n, line_chars, verses, prime, acrostic)
+    if constrained:
+        return _constrained(stepper, tok, rng, n, p, line_chars, verses, prime, heads, allowed,
+                            temperature, top_k)
+    return _free(stepper, tok, rng, n, p, line_chars, verses, prime, heads, temperature, top_k)
+
+
+def _start_poems(stepper, tok, n, line_chars, verses, prime, acrostic):
+    """Checks the vocabulary and the acrostic, keeps the usable prime, and
+    feeds the blank line poems follow. Returns (p (n, V), prime, heads, allowed)."""
     _check_marks(tok)
     allowed = hanzi_mask(tok)
     heads = check_heads(tok, acrostic, verses) if acrostic else None
@@ -133,10 +147,7 @@ def sample_poems(stepper, tok, rng, n, line_chars=5, verses=4, prime="", tempera
     nl = tok.index["\n"]
     p = stepper.feed([nl] * n)
     p = stepper.feed([nl] * n)                           # (n, V): poems follow a blank line
-    if constrained:
-        return _constrained(stepper, tok, rng, n, p, line_chars, verses, prime, heads, allowed,
-                            temperature, top_k)
-    return _free(stepper, tok, rng, n, p, line_chars, verses, prime, heads, temperature, top_k)
+    return p, prime, heads, allowed
 
 
 def _forced(v, c, prime, heads):
@@ -150,20 +161,40 @@ def _forced(v, c, prime, heads):
 
 def _constrained(stepper, tok, rng, n, p, line_chars, verses, prime, heads, allowed, temperature, top_k):
     texts = [[] for _ in range(n)]
+    for chars in constrained_steps(stepper, tok, rng, n, p, line_chars, verses, prime, heads, allowed,
+                                   temperature, top_k):
+        for t, ch in zip(texts, chars):
+            t.append(ch)
+    return ["".join(t) for t in texts]
+
+
+def constrained_steps(stepper, tok, rng, n, p, line_chars, verses, prime, heads, allowed, temperature,
+                      top_k):
+    """The constrained sampler one step at a time: yields the n characters
+    (one per poem) of each step, punctuation and line breaks included, before
+    feeding them to the model."""
     for v in range(verses):
         for c in range(line_chars):
             forced = _forced(v, c, prime, heads)
             ids = [tok.index[forced] if forced else draw(p[r], rng, temperature, top_k, allowed)
                    for r in range(n)]
-            for r, i in enumerate(ids):
-                texts[r].append(tok.vocab[i])
+            yield [tok.vocab[i] for i in ids]
             p = stepper.feed(ids)
         marks = "，" if v % 2 == 0 else ("。\n" if v < verses - 1 else "。")
         for m in marks:
-            for t in texts:
-                t.append(m)
+            yield [m] * n
             p = stepper.feed([tok.index[m]] * n)
-    return ["".join(t) for t in texts]
+
+
+def iter_poem(stepper, tok, rng, line_chars=5, verses=4, prime="", temperature=0.8, top_k=None,
+              acrostic=None):
+    """One constrained poem (see sample_poems), yielded character by character
+    as the model writes it; "".join() of it is what sample_poem returns for
+    the same random state."""
+    p, prime, heads, allowed = _start_poems(stepper, tok, 1, line_chars, verses, prime, acrostic)
+    for chars in constrained_steps(stepper, tok, rng, 1, p, line_chars, verses, prime, heads, allowed,
+                                   temperature, top_k):
+        yield chars[0]
 
 
 def _free(stepper, tok, rng, n, p, line_chars, verses, prime, heads, temperature, top_k):

@@ -3,11 +3,11 @@ import sys
 
 from .. import __version__
 from ..data.errors import DataError
-from . import caption, classify, data, demo, export, forecast, generate, gradients, inspect, translate
+from . import caption, classify, data, demo, export, forecast, generate, gradients, inspect, serve, translate
 from .common import Formatter, OneLineErrorParser, positive_int
 from .threads import blas_threads
 
-COMMANDS = (classify, generate, forecast, gradients, inspect, translate, caption, export, demo, data)
+COMMANDS = (classify, generate, forecast, gradients, inspect, translate, caption, export, serve, demo, data)
 
 
 def build_parser():

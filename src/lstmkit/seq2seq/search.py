@@ -65,8 +65,12 @@ def length_penalty(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def beam_search(model, src, beam=5, alpha=0.6, max_len=None, return_attention=False):
-    """src (B, S) ids -> list of B token lists, the best translation of each sentence."""
+def beam_search(model, src, beam=5, alpha=0.6, max_len=None, return_attention=False, n_best=False):
+    """src (B, S) ids -> list of B token lists, the best translation of each sentence.
+
+    n_best=True: instead, for each sentence every prefix left in the beam at the
+    end, best first: a list of B lists of Hypothesis (tokens, log-probability,
+    length-normalised score, finished, attention (len, S) or None)."""
     src = np.asarray(src)
     B, S = src.shape[:2]                 # (B, S) source ids, or (B, L, D) image places (captioning)
     k = int(beam)
@@ -111,7 +115,11 @@ def beam_search(model, src, beam=5, alpha=0.6, max_len=None, return_attention=Fa
         if finished.all():
             break
     # rank by the length-normalised score; a prefix cut at max_len counts as it is
-    best = np.argmax(scores / length_penalty(lengths, alpha), axis=1)
+    normed = scores / length_penalty(lengths, alpha)                            # (B, k)
+    if n_best:
+        return [_hypotheses(tokens[b], scores[b], normed[b], lengths[b], finished[b],
+                            None if attn is None else attn[b]) for b in range(B)]
+    best = np.argmax(normed, axis=1)
     out, maps = [], []
     for b in range(B):
         seq = tokens[b, best[b]]
@@ -121,6 +129,30 @@ def beam_search(model, src, beam=5, alpha=0.6, max_len=None, return_attention=Fa
         if attn is not None:
             maps.append(attn[b, best[b], :len(words)])
     return (out, maps) if return_attention else out
+
+
+class Hypothesis:
+    """One prefix of the beam: tokens (EOS and padding removed), its summed
+    log-probability, the length-normalised score it is ranked by, whether it
+    ended in EOS, and its attention weights (len(tokens), S) when asked for."""
+    __slots__ = ("tokens", "logprob", "score", "finished", "attention")
+
+    def __init__(self, tokens, logprob, score, finished, attention=None):
+        self.tokens, self.logprob, self.score = tokens, logprob, score
+        self.finished, self.attention = finished, attention
+
+
+def _hypotheses(tokens, scores, normed, lengths, finished, attn):
+    """The live prefixes of one sentence's beam, best first (-inf ones left out)."""
+    out = []
+    for j in np.argsort(-normed, kind="stable"):
+        if not np.isfinite(scores[j]):
+            continue                                   # a slot never filled (tiny vocabulary)
+        n = int(lengths[j])
+        words = [int(t) for t in tokens[j, :n] if t not in (EOS, PAD)]
+        out.append(Hypothesis(words, float(scores[j]), float(normed[j]), bool(finished[j]),
+                              None if attn is None else attn[j, :len(words)]))
+    return out
 
 
 def translate_ids(model, src_seqs, beam=5, alpha=0.6, batch_size=32, max_len=None, return_attention=False):
