@@ -48,6 +48,7 @@ def files():
     Path("ragged.csv").write_text("text,label\ngood,pos\nbad,neg,extra\n")
     Path("series.csv").write_text("temp\n1.5\n2.0\nwarm\n")
     Path("short.csv").write_text("temp\n" + "".join(f"{t}.5\n" for t in range(12)))
+    Path("dated.csv").write_text("day,temp\n2024-01-01,1.5\n2024-01-02,2.0\n3 Jan 2024,2.5\n")
     Path("latin1.txt").write_bytes("caf\xe9 cr\xe8me\n".encode("latin-1"))
     Path("one.csv").write_text("text,label\na,pos\nb,pos\nc,pos\n")
     Path("folder").mkdir()
@@ -122,6 +123,8 @@ CLI = [
     ("non-numeric value in a series", ["forecast", "train", "series.csv", "--columns", "temp"]),
     ("series shorter than window + horizon",
      ["forecast", "train", "short.csv", "--columns", "temp", "--window", "50"]),
+    ("a date column that is not there", ["forecast", "train", "short.csv", "--columns", "temp", "--date-column", "day"]),
+    ("a date that cannot be read", ["forecast", "train", "dated.csv", "--columns", "temp", "--date-column", "day"]),
     ("text that is not UTF-8", ["generate", "train", "latin1.txt"]),
     ("truncated model file", ["generate", "sample", "--model", "run"]),
     ("a pickle as model file", ["inspect", "--model", "pickled", "--text", "hello"]),

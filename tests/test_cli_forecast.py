@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -36,12 +37,14 @@ def write_series(path, n=200):
 def test_univariate_train_and_predict(tmp_path):
     csv = write_series(tmp_path / "s.csv")
     r = run_cli("forecast", "train", csv, "--columns", "temp", "--window", 12, "--season", 12, "--epochs", 3,
-                "--units", 8, "--out", tmp_path / "run", "--quiet")
+                "--units", 8, "--baselines", "naive,anomaly", "--interval", 0, "--out", tmp_path / "run", "--quiet")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    for name in ("model", "last value", "seasonal naive (12)"):
+    for name in ("model", "last value", "seasonal naive (12)", "seasonal anomaly (12)"):
         assert m["test"][name]["rmse"] >= 0 and m["test"][name]["mae"] >= 0
     assert m["test"]["seasonal naive (12)"]["rmse"] < 1e-6      # an exact seasonal series
+    assert m["test"]["seasonal anomaly (12)"]["rmse"] < 1e-3
+    assert m["best_baseline"] in ("seasonal naive (12)", "seasonal anomaly (12)") and m["intervals"] == {}
     assert (tmp_path / "run" / "forecast.png").read_bytes()[:8] == PNG
     rmse = float(re.search(r"test_rmse: ([0-9.]+)", r.stdout).group(1))
     assert rmse == m["test"]["model"]["rmse"] or abs(rmse - m["test"]["model"]["rmse"]) < 1e-3
@@ -54,7 +57,8 @@ def test_univariate_train_and_predict(tmp_path):
 def test_multivariate_multistep(tmp_path):
     csv = write_series(tmp_path / "s.csv")
     r = run_cli("forecast", "train", csv, "--columns", "temp,load", "--target", "load", "--window", 8,
-                "--horizon", 3, "--epochs", 2, "--units", 8, "--mode", "level", "--out", tmp_path / "run", "--quiet")
+                "--horizon", 3, "--epochs", 2, "--units", 8, "--mode", "level", "--baselines", "naive",
+                "--interval", 0, "--out", tmp_path / "run", "--quiet")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["horizon"] == 3 and m["target"] == "load" and m["mode"] == "level"
@@ -64,10 +68,10 @@ def test_multivariate_multistep(tmp_path):
 
 def test_sunspots_dataset(tmp_path):
     r = run_cli("forecast", "train", "--dataset", "sunspots", "--window", 11, "--epochs", 2, "--units", 8,
-                "--out", tmp_path / "run", "--quiet")
+                "--baselines", "naive", "--interval", 0, "--out", tmp_path / "run", "--quiet")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert m["source"] == "sunspots" and m["season"] == 11
+    assert m["source"] == "sunspots" and m["season"] == 11 and m["test_start"] == "1947-01-01"
     assert 0 < m["test"]["model"]["rmse"] < 200          # sunspot numbers are in the tens to hundreds
 
 
@@ -83,13 +87,77 @@ def test_bad_inputs(tmp_path):
                    "line 4", "expected a number", "'warm'")
 
 
-def test_relative_windows_round_trip():
-    from lstmkit.apps.forecast import from_relative, step_scale, to_relative
-    X = np.array([[[1.0, 10.0], [2.0, 12.0], [4.0, 13.0]]])                  # (1, 3, 2)
-    Y = np.array([[5.0, 7.0]])                                               # target column 0
-    dscale = np.array([2.0, 1.0])
-    Xr, Yr, anchor = to_relative(X, 0, dscale, Y)
-    assert Xr[0, -1].tolist() == [0.0, 0.0] and Xr[0, 0].tolist() == [-1.5, -3.0]
-    assert Yr.tolist() == [[0.5, 1.5]]
-    assert np.allclose(from_relative(Yr, anchor, dscale[0]), Y)
-    assert step_scale(np.array([[0.0], [1.0], [3.0]])).tolist() == [0.5]
+def write_dated(path, n=120, fmt="%Y-%m-%d"):
+    from datetime import date
+    t = np.arange(n)
+    days = [date(2010 + (k // 12), k % 12 + 1, 1).strftime(fmt) for k in t]
+    load = 100 + 0.2 * t + 8 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(0).normal(size=n)
+    path.write_text("month,load\n" + "".join(f"{d},{v:.3f}\n" for d, v in zip(days, load)))
+    return path
+
+
+def test_dates_intervals_recursive_and_predict(tmp_path):
+    csv = write_dated(tmp_path / "m.csv")
+    r = run_cli("forecast", "train", csv, "--columns", "load", "--date-column", "month", "--season", 12,
+                "--window", 12, "--horizon", 3, "--strategy", "recursive", "--mode", "seasonal", "--epochs", 4,
+                "--units", 8, "--baselines", "naive,anomaly", "--interval", 0.8, "--out", tmp_path / "run",
+                "--quiet")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["strategy"] == "recursive" and m["mode"] == "seasonal" and m["features"] == ["season_sin", "season_cos"]
+    assert m["quantiles"] == [0.1, 0.5, 0.9] and m["test_start"] == "2018-01-01"
+    cov = m["intervals"]["model"]
+    assert 0 <= cov["coverage"] <= 1 and len(cov["per_step"]) == 3 and cov["width"] > 0
+    assert len(m["test"]["model"]["per_step"]) == 3
+    assert "interval_coverage:" in r.stdout
+    for png in ("forecast.png", "forecast-h3.png", "history.png"):
+        assert (tmp_path / "run" / png).read_bytes()[:8] == PNG
+    # a recursive model forecasts any number of steps; the interval covers the trained horizon
+    r = run_cli("forecast", "predict", "--model", tmp_path / "run", csv, "--horizon", 5, "--out", tmp_path / "p")
+    assert r.returncode == 0, r.stderr
+    rows = (tmp_path / "p" / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "step,date,load,lower_0.1,upper_0.9" and len(rows) == 6
+    assert rows[1].startswith("1,2020-01-01,") and rows[5].startswith("5,2020-05-01,")
+    point, lower, upper = [float(x) for x in rows[1].split(",")[2:]]
+    assert lower < upper and 90 < point < 140
+    assert rows[5].endswith(",,")                                          # no interval past step 3
+    assert (tmp_path / "p" / "forecast.png").read_bytes()[:8] == PNG
+
+
+def test_date_and_length_errors(tmp_path):
+    csv = write_dated(tmp_path / "m.csv", n=40)
+    one_line_error(run_cli("forecast", "train", csv, "--columns", "load", "--date-column", "when"),
+                   "m.csv", "line 1", "'when'", "month")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("month,load\n2020-01-01,1\n2020-02-01,2\nFeb 2020,3\n")
+    one_line_error(run_cli("forecast", "train", bad, "--columns", "load", "--date-column", "month"),
+                   "bad.csv, line 4", "'Feb 2020'", "as a date")
+    one_line_error(run_cli("forecast", "train", csv, "--columns", "load", "--date-column", "month",
+                           "--date-format", "%d.%m.%Y"), "line 2", "%d.%m.%Y")
+    one_line_error(run_cli("forecast", "train", csv, "--columns", "load", "--window", 36, "--horizon", 6),
+                   "m.csv", "40 steps", "too short", "window=36", "horizon=6", "at least 42")
+    one_line_error(run_cli("forecast", "train", csv, "--columns", "load", "--window", 24, "--mode", "seasonal",
+                           "--season", 12, "--horizon", 6), "too short", "a season of history", "at least 42")
+    one_line_error(run_cli("forecast", "train", csv, "--columns", "load", "--mode", "seasonal"), "needs a season")
+    one_line_error(run_cli("forecast", "train", csv, "--columns", "load", "--baselines", "prophet"),
+                   "unknown baselines", "sarima")
+    one_line_error(run_cli("forecast", "train", csv, "--columns", "load", "--interval", 1.5), "--interval", "(0, 1)")
+
+
+@pytest.mark.slow
+def test_every_baseline_on_a_dataset(tmp_path, capsys):
+    """The statsmodels baselines through the command line, on the quarterly unemployment rate.
+    In this process (not a subprocess): the 36 SARIMA fits take seconds of CPU, and on a shared machine a
+    child `lstmkit` process may be reniced and starved past any wall-clock limit."""
+    from lstmkit.cli.main import main
+    rc = main(["forecast", "train", "--dataset", "unemp", "--window", "8", "--horizon", "2", "--epochs", "3",
+               "--units", "8", "--out", str(tmp_path / "run"), "--quiet"])
+    r = capsys.readouterr()
+    assert rc == 0, r.err
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for name in ("last value", "seasonal naive (4)", "seasonal anomaly (4)", "ETS", "SARIMA"):
+        assert name in m["test"] and len(m["test"][name]["per_step"]) == 2
+    assert m["baselines"]["SARIMA"]["models tried"] == 36 and m["baselines"]["ETS"]["model"].startswith("ETS(")
+    assert set(m["intervals"]) == {"model", "SARIMA"}
+    assert 0.5 < m["intervals"]["SARIMA"]["coverage"] <= 1.0
+    assert "best baseline" in r.out

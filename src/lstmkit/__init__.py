@@ -22,7 +22,7 @@ from . import layers, models
 from .models import Sequential, Model, save_model, load_model
 from .optimizers import SGD, Adam, RMSprop
 from .losses import (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
-                     MeanSquaredError, MeanAbsoluteError)
+                     MeanSquaredError, MeanAbsoluteError, Pinball)
 from .callbacks import (Callback, History, EarlyStopping, ModelCheckpoint, CSVLogger,
                         LearningRateScheduler)
 from .schedules import StepDecay, ExponentialDecay, CosineDecay

@@ -300,10 +300,67 @@ class MeanAbsoluteError(Loss):
         return dl[..., None] * np.sign(diff) / K
 
 
+class Pinball(Loss):
+    """Quantile (pinball) loss for the quantile levels tau_1 .. tau_Q.
+
+    The predictions hold Q values per target, target-major: for y_true
+    (..., K) the model outputs (..., K * Q), and [k*Q : (k+1)*Q] are the Q
+    quantiles of target k (a Dense(K * Q) head; reshape to (..., K, Q)).
+
+        u = y - p                                   residual, > 0 when p is low
+        l = mean_{k,q} max(tau_q u, (tau_q - 1) u)
+
+    Its slope in p is -tau where u > 0 and 1 - tau where u < 0, so the loss is
+    lowest when a fraction tau of the targets falls below p: p is the
+    tau-quantile. tau = 0.5 gives half the absolute error. At u = 0 the loss
+    has a kink; the backward uses the slope 1 - tau there (a subgradient).
+    """
+    name = "pinball"
+
+    def __init__(self, quantiles=(0.5,), reduction="mean"):
+        super().__init__(from_logits=False, reduction=reduction)
+        q = np.atleast_1d(np.asarray(quantiles, np.float64))
+        if q.ndim != 1 or len(q) == 0 or not np.all((q > 0) & (q < 1)):
+            raise ValueError(f"quantiles must be numbers in (0, 1); got {quantiles!r}")
+        self.quantiles = q
+
+    def align(self, y_pred, y_true):
+        y_true = np.asarray(y_true)
+        Q = len(self.quantiles)
+        if y_true.ndim == y_pred.ndim - 1:
+            y_true = y_true[..., None]                                  # (B,) targets, one per sample
+        if y_true.shape[:-1] != y_pred.shape[:-1] or y_pred.shape[-1] != y_true.shape[-1] * Q:
+            raise ValueError(f"{self.name}: {Q} quantiles of targets shaped {y_true.shape} need "
+                             f"predictions of shape {y_true.shape[:-1] + (y_true.shape[-1] * Q,)}; "
+                             f"got {y_pred.shape}")
+        return y_true.astype(y_pred.dtype, copy=False)
+
+    def per_item(self, y_pred, y, from_logits):
+        Q = len(self.quantiles)
+        tau = self.quantiles.astype(y_pred.dtype)                       # (Q,)
+        p = y_pred.reshape(y.shape + (Q,))                              # (..., K, Q)
+        u = y[..., None] - p                                            # (..., K, Q)
+        elem = np.maximum(tau * u, (tau - 1) * u)
+        self._cache = (u, tau, y_pred.shape)
+        self.y_prob = y_pred
+        return elem.reshape(y.shape[:-1] + (-1,)).mean(axis=-1)
+
+    def per_item_backward(self, dl):
+        u, tau, shape = self._cache
+        n = u.shape[-1] * u.shape[-2]                                   # K * Q values per item
+        # backprop through max(tau u, (tau - 1) u) and u = y - p: d/dp = -tau or 1 - tau
+        slope = np.where(u > 0, -tau, 1 - tau)                          # (..., K, Q)
+        return (dl[..., None, None] * slope / n).reshape(shape)
+
+    def get_config(self):
+        return {"quantiles": self.quantiles.tolist(), "reduction": self.reduction}
+
+
 LOSSES = {"binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
           "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
           "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
-          "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError}
+          "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+          "pinball": Pinball, "quantile": Pinball}
 
 
 def get(loss):

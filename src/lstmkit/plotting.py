@@ -167,17 +167,39 @@ def confusion(matrix, labels, path, title="confusion matrix"):
     return save(fig, path)
 
 
-def forecast(actual, predictions, path, title="forecast", x=None):
-    """actual (N,), predictions {name: (N,)}: lines on one axis."""
+def forecast(actual, predictions, path, title="forecast", x=None, band=None):
+    """actual (N,), predictions {name: (N,)}: lines on one axis; x may hold
+    dates (datetime64). band: (lower (N,), upper (N,), label) shaded."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 4))
     x = np.arange(len(actual)) if x is None else x
+    if band is not None:
+        ax.fill_between(x, band[0], band[1], color="tab:blue", alpha=0.18, lw=0, label=band[2])
     ax.plot(x, actual, color="black", lw=1.6, label="actual")
     for name, p in predictions.items():
         ax.plot(x, p, lw=1.1, label=name, alpha=0.85)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    if np.issubdtype(np.asarray(x).dtype, np.datetime64):
+        fig.autofmt_xdate()
+    return save(fig, path)
+
+
+def future(x_past, past, x_future, pred, path, title="forecast", band=None):
+    """The end of a series and the forecast after it; band: (x, lower, upper, label)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(x_past, past, color="black", lw=1.4, label="series")
+    if band is not None:
+        ax.fill_between(band[0], band[1], band[2], color="tab:blue", alpha=0.2, lw=0, label=band[3])
+    ax.plot(np.concatenate([x_past[-1:], x_future]), np.concatenate([past[-1:], pred]), "o-", ms=3,
+            color="tab:blue", label="forecast")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if np.issubdtype(np.asarray(x_past).dtype, np.datetime64):
+        fig.autofmt_xdate()
     return save(fig, path)
 
 

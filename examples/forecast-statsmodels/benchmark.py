@@ -1,0 +1,364 @@
+"""Recurrent networks against classical forecasts on real series shipped with
+statsmodels: the table of examples/forecast-statsmodels/README.md.
+
+    python examples/forecast-statsmodels/benchmark.py            # all series (co2 alone takes 40 min)
+    python examples/forecast-statsmodels/benchmark.py --series sunspots --seeds 2
+    # in parallel, then one table:
+    python examples/forecast-statsmodels/benchmark.py --series co2 --out runs/a &
+    python examples/forecast-statsmodels/benchmark.py --series sunspots,elnino,elec_equip,unemp --out runs/b
+    python examples/forecast-statsmodels/benchmark.py --combine runs/a runs/b --out runs/all
+
+For each series (the last 20 % is the test period):
+  1. The classical methods (apps.baselines) fit on everything before the test period.
+  2. For each cell (LSTM, GRU), configurations are scored by rolling-origin
+     validation: the last three tenths of the period before the test are three
+     validation blocks; for each, a one-step model trains on everything before
+     the block (early stopping on the block) and is scored on it (RMSE, one
+     step, series' units); the score is the mean over the blocks. Stage 1
+     tries the inputs: window x mode (relative, seasonal, level) x
+     deseasonalised or not x calendar inputs or not, with 32 units; stage 2
+     tries 32/64 units x dropout 0/0.2 for the stage-1 winner. The lowest
+     score wins. The test period is not looked at.
+  3. With that configuration, for each seed: a one-step model (horizon 1, and
+     rolled forward for the recursive multi-step forecast), a direct model of
+     horizon H, and (LSTM) a quantile model for 90 % intervals: each trains
+     with early stopping on the last tenth of the period before the test, then
+     afresh on all of it for the epoch count early stopping chose.
+  4. Everything forecasts from every origin of the test period; RMSE and MAE
+     in the series' units. Networks: mean and standard deviation over seeds,
+     and the ensemble (the mean of the seeds' forecasts).
+Writes results.json, results.md and one PNG per series into --out.
+"""
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import lstmkit
+from lstmkit import plotting
+from lstmkit.apps import baselines as bl
+from lstmkit.apps import forecast_model as fm
+from lstmkit.apps.forecast import coverage, errors
+from lstmkit.data.calendar import Calendar
+from lstmkit.data.series import DATASETS, SEASONS, load_dataset
+from lstmkit.data.windows import chronological_split
+from lstmkit.io import write_json, write_text
+from lstmkit.kernels.blas_threads import single_threaded_blas
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# windows tried, and the multi-step horizon reported, per series
+SERIES = {"sunspots": {"windows": (11, 22), "horizon": 5},
+          "co2": {"windows": (26, 52), "horizon": 13},
+          "elnino": {"windows": (12, 24), "horizon": 6},
+          "elec_equip": {"windows": (12, 24), "horizon": 6},
+          "unemp": {"windows": (8, 16), "horizon": 4}}
+MODES = ("relative", "seasonal", "level")
+FEATURES = ((), ("season", "month"))
+INPUTS = ("window", "mode", "deseason", "features")
+STAGE2 = ((32, 0.0), (64, 0.0), (32, 0.2), (64, 0.2))                  # units, dropout
+CELLS = ("lstm", "gru")
+LEVEL = 0.9
+
+
+def rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.bar = None
+
+    def train(self, frame, kind, cell, cfg, H, cut, seed, refit, quantiles=None):
+        a = self.a
+        model, hist, info = fm.fit(frame, kind, cell, cfg["units"], cfg["window"], H, cut,
+                                   val_fraction=a.val_fraction, epochs=a.epochs, patience=a.patience,
+                                   batch_size=a.batch_size, learning_rate=a.lr, seed=seed, dropout=cfg["dropout"],
+                                   quantiles=quantiles, refit=refit)
+        self.bar.update(1)
+        return model, info
+
+    def frame(self, v, cut, cal_args, cfg):
+        return fm.Frame(v, 0, cut, Calendar(*cal_args, kinds=cfg["features"]), cfg["mode"], cfg["deseason"])
+
+    def score(self, v, cut, cal_args, cell, cfg):
+        """Validation RMSE (one step, in the series' units) by rolling origin:
+        fold k validates on the k-th of the last `folds` blocks of the period
+        before the test (each a tenth of it) and trains on everything before
+        that block; the mean over the folds."""
+        a = self.a
+        block = max(2, int(round(cut * a.val_fraction)))
+        scores, epochs = [], []
+        for k in range(a.folds):
+            end = cut - k * block                                              # the fold's validation ends here
+            frame = self.frame(v, end, cal_args, cfg)
+            model, _, info = fm.fit(frame, "recursive", cell, cfg["units"], cfg["window"], 1, end,
+                                    epochs=a.epochs, patience=a.patience, batch_size=a.batch_size,
+                                    learning_rate=a.lr, seed=1000 + k, dropout=cfg["dropout"], val_windows=block)
+            self.bar.update(1)
+            W = cfg["window"]
+            origins = fm.training_origins("recursive", frame.lookback(W), 1, end)[-block:]
+            scores.append(rmse(fm.forecast_direct(model, frame, origins, W), frame.actual(origins, 1)))
+            epochs.append(info["epochs"])
+        return {**cfg, "validation_rmse": float(np.mean(scores)), "fold_rmse": scores, "epochs": epochs}
+
+    def select(self, name, v, cut, cal_args, cell, log):
+        """Stage 1: the inputs (window x mode x deseasonalising x calendar) with 32
+        units and no dropout; stage 2: units x dropout for the stage-1 winner.
+        Each by the lowest mean validation RMSE."""
+        rows = []
+        show = lambda r: log(f"    {cell} W={r['window']:<3} {r['mode']:<8} deseason={'yes' if r['deseason'] else 'no '} "
+                             f"calendar={'yes' if r['features'] else 'no '} units={r['units']:<3} "
+                             f"dropout={r['dropout']}: validation RMSE {r['validation_rmse']:.4f} "
+                             f"(epochs {r['epochs']})")
+        for W, mode, deseason, feats in itertools.product(SERIES[name]["windows"], MODES, (False, True), FEATURES):
+            if deseason and mode == "seasonal":
+                continue                                 # seasonal differences leave no profile to remove
+            rows.append(self.score(v, cut, cal_args, cell, {"window": W, "mode": mode, "deseason": deseason,
+                                                            "features": list(feats), "units": 32, "dropout": 0.0,
+                                                            "stage": 1}))
+            show(rows[-1])
+        first = min(rows, key=lambda r: r["validation_rmse"])
+        for units, dropout in STAGE2:
+            if (units, dropout) == (32, 0.0):
+                continue
+            rows.append(self.score(v, cut, cal_args, cell, {**{k: first[k] for k in INPUTS}, "units": units,
+                                                            "dropout": dropout, "stage": 2}))
+            show(rows[-1])
+        best = min([first] + [r for r in rows if r["stage"] == 2], key=lambda r: r["validation_rmse"])
+        return {k: best[k] for k in INPUTS + ("units", "dropout")}, rows
+
+    def series(self, name, log):
+        a, spec = self.a, SERIES[name]
+        v, cols, dates = load_dataset(name)
+        y, season, N, H = v[:, 0], SEASONS[name], len(v), spec["horizon"]
+        cut = chronological_split(N, a.test_fraction)
+        cal_args = (N, season, dates)
+        o1, oH = np.arange(cut - 1, N - 1), np.arange(cut - 1, N - H)         # test origins
+        act1, actH = y[o1 + 1][:, None], y[oH[:, None] + 1 + np.arange(H)]
+        out = {"steps": N, "season": season, "horizon": H, "test_start": str(dates[cut])[:10],
+               "test_origins": {"1": len(o1), str(H): len(oH)}, "description": DATASETS[name]}
+
+        log(f"{name}: {N} steps, season {season}, test period from {out['test_start']} "
+            f"({len(o1)} one-step origins)")
+        t0 = time.time()
+        classical = bl.Baselines(y, cut, season, Calendar(*cal_args), bl.NAMES, log=lambda m: log("  " + m))
+        fc1, bands1 = classical.forecast(o1, 1, LEVEL)
+        fcH, bandsH = classical.forecast(oH, H, LEVEL)
+        out["baselines"] = {k: {"h1": errors(act1, fc1[k]), "multi": errors(actH, fcH[k]),
+                                "at_H": errors(actH[:, -1], fcH[k][:, -1])} for k in fc1}
+        out["baseline_info"] = classical.info
+        out["baseline_intervals"] = {k: {"h1": coverage(act1, *bands1[k]), "multi": coverage(actH, *bandsH[k])}
+                                     for k in bands1}
+        out["baseline_seconds"] = time.time() - t0
+
+        out["networks"] = {}
+        for cell in a.cells:
+            t0 = time.time()
+            cfg, grid = self.select(name, v, cut, cal_args, cell, log)
+            log(f"  {cell}: chose {cfg}")
+            frame = self.frame(v, cut, cal_args, cfg)
+            W = cfg["window"]
+            res = {"config": cfg, "selection": grid, "h1": [], "direct": [], "recursive": [], "epochs": []}
+            preds = {"h1": [], "direct": [], "recursive": []}
+            qs = []
+            for seed in range(a.seeds):
+                one, info = self.train(frame, "recursive", cell, cfg, 1, cut, seed, refit=True)
+                direct, info_d = self.train(frame, "direct", cell, cfg, H, cut, seed, refit=True)
+                res["epochs"].append([info["epochs"], info_d["epochs"]])
+                p1 = fm.forecast_direct(one, frame, o1, W)
+                pr = fm.forecast_recursive(one, frame, oH, W, H)
+                pd = fm.forecast_direct(direct, frame, oH, W)
+                for key, p, act in (("h1", p1, act1), ("direct", pd, actH), ("recursive", pr, actH)):
+                    res[key].append({**errors(act, p), "at_H": errors(act[:, -1], p[:, -1])})
+                    preds[key].append(p)
+                if cell == "lstm" and a.intervals:
+                    quant = [round((1 - LEVEL) / 2, 6), 0.5, round(1 - (1 - LEVEL) / 2, 6)]
+                    qm, _ = self.train(frame, "quantiles", cell, cfg, H, cut, seed, refit=True, quantiles=quant)
+                    qs.append(fm.forecast_quantiles(qm, frame, oH, W, 3))
+            for key, act in (("h1", act1), ("direct", actH), ("recursive", actH)):
+                ens = np.mean(preds[key], axis=0)
+                res[key + "_ensemble"] = {**errors(act, ens), "at_H": errors(act[:, -1], ens[:, -1])}
+            if qs:
+                res["intervals"] = [coverage(actH, q[..., 0], q[..., 2]) for q in qs]
+            res["seconds"] = time.time() - t0
+            out["networks"][cell] = res
+            if cell == "lstm":
+                self.plot(name, dates, o1, act1, preds["h1"][0], fc1, qs, y, cut)
+            seeds = ", ".join(f"{r['rmse']:.4f}" for r in res["h1"])
+            log(f"  {cell}: one-step test RMSE {np.mean([r['rmse'] for r in res['h1']]):.4f} (seeds {seeds})")
+        return out
+
+    def plot(self, name, dates, o1, act1, p1, fc1, qs, y, cut):
+        best = sorted((k for k in fc1 if k != "last value"), key=lambda k: rmse(act1, fc1[k]))[:2]
+        plotting.forecast(act1[:, 0], {"LSTM (seed 0)": p1[:, 0], **{k: fc1[k][:, 0] for k in best}},
+                          os.path.join(self.a.out, f"{name}.png"),
+                          f"{name}: one step ahead on the test period", x=dates[o1 + 1])
+
+
+def fmt(e, key="rmse"):
+    return f"{e[key]:.4g}"
+
+
+def spread(runs, key="rmse", sub=None):
+    vals = [(r[sub] if sub else r)[key] for r in runs]
+    return f"{np.mean(vals):.4g} ± {np.std(vals):.2g}"
+
+
+def table(results, seeds):
+    """The Markdown tables of the README."""
+    lines = []
+    for title, key, net_key, sub in (("Horizon 1 (one step ahead)", "h1", "h1", None),
+                                     ("Multi-step: RMSE over steps 1..H", "multi", None, None)):
+        lines += [f"### {title}", ""]
+        if key == "h1":
+            lines += ["| series | LSTM | GRU | LSTM ensemble | GRU ensemble | last value | seasonal naive | "
+                      "seasonal anomaly | ETS | SARIMA | best |", "|" + "---|" * 11]
+        else:
+            lines += ["| series (H) | LSTM direct | LSTM recursive | GRU direct | GRU recursive | last value | "
+                      "seasonal naive | seasonal anomaly | ETS | SARIMA | best |", "|" + "---|" * 11]
+        for name, r in results.items():
+            s = r["season"]
+            b = r["baselines"]
+            base = [b["last value"][key], b[f"seasonal naive ({s})"][key], b[f"seasonal anomaly ({s})"][key],
+                    b["ETS"][key], b["SARIMA"][key]]
+            nets = r["networks"]
+            if key == "h1":
+                cells = [spread(nets[c]["h1"]) for c in ("lstm", "gru")] + \
+                        [fmt(nets[c]["h1_ensemble"]) for c in ("lstm", "gru")]
+                cand = {"LSTM": np.mean([x["rmse"] for x in nets["lstm"]["h1"]]),
+                        "GRU": np.mean([x["rmse"] for x in nets["gru"]["h1"]])}
+                row = f"| {name} | "
+            else:
+                cells = [spread(nets[c][k]) for c in ("lstm", "gru") for k in ("direct", "recursive")]
+                cand = {f"{c.upper()} {k}": np.mean([x["rmse"] for x in nets[c][k]])
+                        for c in ("lstm", "gru") for k in ("direct", "recursive")}
+                row = f"| {name} ({r['horizon']}) | "
+            names = ["last value", "seasonal naive", "seasonal anomaly", "ETS", "SARIMA"]
+            cand.update({n: e["rmse"] for n, e in zip(names, base)})
+            lines.append(row + " | ".join(cells + [fmt(e) for e in base]) + f" | {min(cand, key=cand.get)} |")
+        lines.append("")
+    lines += ["### Horizon 1, MAE", "",
+              "| series | LSTM | GRU | last value | seasonal naive | seasonal anomaly | ETS | SARIMA | best |",
+              "|" + "---|" * 9]
+    for name, r in results.items():
+        s, b, nets = r["season"], r["baselines"], r["networks"]
+        base = {"last value": b["last value"]["h1"], "seasonal naive": b[f"seasonal naive ({s})"]["h1"],
+                "seasonal anomaly": b[f"seasonal anomaly ({s})"]["h1"], "ETS": b["ETS"]["h1"],
+                "SARIMA": b["SARIMA"]["h1"]}
+        cand = {c.upper(): np.mean([x["mae"] for x in nets[c]["h1"]]) for c in ("lstm", "gru")}
+        cand.update({n: e["mae"] for n, e in base.items()})
+        lines.append(f"| {name} | " + " | ".join([spread(nets[c]["h1"], "mae") for c in ("lstm", "gru")] +
+                                                [fmt(e, "mae") for e in base.values()]) +
+                     f" | {min(cand, key=cand.get)} |")
+    lines.append("")
+    lines += ["RMSE and MAE in each series' units over the test period; networks: mean ± standard deviation over "
+              f"{seeds} seeds; ensemble: the mean of the {seeds} seeds' forecasts. Multi-step MAE in results.json.",
+              ""]
+    lines += ["### Does the LSTM match the best classical method at horizon 1?", "",
+              "| series | LSTM (mean over seeds) | best classical | ratio | verdict |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        lstm = np.mean([x["rmse"] for x in r["networks"]["lstm"]["h1"]])
+        sd = np.std([x["rmse"] for x in r["networks"]["lstm"]["h1"]])
+        best = min(r["baselines"], key=lambda k: r["baselines"][k]["h1"]["rmse"])
+        br = r["baselines"][best]["h1"]["rmse"]
+        verdict = "beats" if lstm < br else ("matches" if lstm <= br * 1.02 else "loses")
+        lines.append(f"| {name} | {lstm:.4g} ± {sd:.2g} | {best} {br:.4g} | {lstm / br:.3f} | {verdict} |")
+    lines += ["", "beats: the LSTM's mean RMSE over seeds is below the best classical method's; matches: at most "
+              "2 % above it; loses: more than 2 % above.", ""]
+    lines += ["### 90 % prediction intervals on the test period (steps 1..H)", "",
+              "| series | LSTM quantile model: coverage | width | SARIMA: coverage | width |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        q = r["networks"]["lstm"].get("intervals")
+        s = r["baseline_intervals"]["SARIMA"]["multi"]
+        if q:
+            lines.append(f"| {name} | {np.mean([x['coverage'] for x in q]):.1%} ± {np.std([x['coverage'] for x in q]):.1%}"
+                         f" | {np.mean([x['width'] for x in q]):.4g} | {s['coverage']:.1%} | {s['width']:.4g} |")
+    lines += ["", "### What each series got", "",
+              "| series | LSTM configuration | GRU configuration | ETS | SARIMA |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        c = {k: r["networks"][k]["config"] for k in ("lstm", "gru")}
+        desc = lambda x: (f"window {x['window']}, {x['mode']}{', deseasonalised' if x['deseason'] else ''}, "
+                          f"calendar {'yes' if x['features'] else 'no'}, {x['units']} units"
+                          f"{', dropout ' + str(x['dropout']) if x['dropout'] else ''}")
+        lines.append(f"| {name} | {desc(c['lstm'])} | {desc(c['gru'])} | {r['baseline_info']['ETS']['model']} | "
+                     f"{r['baseline_info']['SARIMA']['model']} |")
+    return "\n".join(lines) + "\n"
+
+
+def combine(dirs, out):
+    """One table from several runs (same settings, different series)."""
+    docs = [json.loads(open(os.path.join(d, "results.json"), encoding="utf-8").read()) for d in dirs]
+    pick = lambda st: {k: v for k, v in st.items() if k not in ("series", "combine")}
+    if any(pick(d["settings"]) != pick(docs[0]["settings"]) for d in docs):
+        raise SystemExit(f"combine: the runs in {dirs} were made with different settings")
+    results = {}
+    for d in docs:
+        results.update(d["series"])
+    order = [n for n in SERIES if n in results]
+    results = {n: results[n] for n in order}
+    seeds = docs[0]["settings"]["seeds"]
+    os.makedirs(out, exist_ok=True)
+    doc = {"lstmkit": docs[0]["lstmkit"], "settings": {**docs[0]["settings"], "series": ",".join(order)},
+           "seconds": sum(d["seconds"] for d in docs), "parts": [{"series": list(d["series"]), "seconds": d["seconds"]}
+                                                               for d in docs], "series": results}
+    write_json(os.path.join(out, "results.json"), doc)
+    write_text(os.path.join(out, "results.md"), table(results, seeds))
+    print(table(results, seeds))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--series", default=",".join(SERIES), help="comma-separated, of " + ", ".join(SERIES))
+    p.add_argument("--seeds", type=int, default=3, help="seeds per network (mean and spread)")
+    p.add_argument("--folds", type=int, default=3,
+                   help="rolling-origin validation folds per configuration when choosing (one seed each)")
+    p.add_argument("--cells", default=",".join(CELLS))
+    p.add_argument("--epochs", type=int, default=200, help="at most; early stopping decides")
+    p.add_argument("--patience", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=0.005)
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="length of a validation block, as a fraction of the period before the test")
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--no-intervals", dest="intervals", action="store_false")
+    p.add_argument("--out", default=HERE, help="where results.json, results.md and the plots go")
+    p.add_argument("--combine", nargs="+", metavar="DIR",
+                   help="train nothing: join the results.json of runs over parts of the series (e.g. run in "
+                        "parallel) into one results.json and results.md in --out")
+    a = p.parse_args(argv)
+    if a.combine:
+        return combine(a.combine, a.out)
+    a.cells = a.cells.split(",")
+    names = a.series.split(",")
+    bad = [n for n in names if n not in SERIES]
+    if bad:
+        p.error(f"unknown series {bad}; expected some of {list(SERIES)}")
+    os.makedirs(a.out, exist_ok=True)
+    b = Bench(a)
+    stage1 = max(len(SERIES[n]["windows"]) for n in names) * (2 * len(MODES) - 1) * len(FEATURES)
+    per_cell = (stage1 + len(STAGE2) - 1) * a.folds + a.seeds * 2
+    total = sum(len(a.cells) * per_cell + (a.seeds if "lstm" in a.cells and a.intervals else 0) for _ in names)
+    results = {}
+    t0 = time.time()
+    with single_threaded_blas(), tqdm(total=total, desc="trainings", file=sys.stderr, unit="model") as bar:
+        b.bar = bar
+        log = lambda m: tqdm.write(m, file=sys.stderr)
+        for name in names:
+            results[name] = b.series(name, log)
+    settings = {k: v for k, v in vars(a).items() if k != "out"}
+    doc = {"lstmkit": lstmkit.__version__, "settings": settings, "seconds": time.time() - t0, "series": results}
+    write_json(os.path.join(a.out, "results.json"), doc)
+    if set(a.cells) >= set(CELLS):
+        write_text(os.path.join(a.out, "results.md"), table(results, a.seeds))
+        print(table(results, a.seeds))
+    print(f"done in {time.time() - t0:.0f} s; results in {a.out}")
+
+
+if __name__ == "__main__":
+    main()

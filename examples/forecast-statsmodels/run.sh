@@ -1,0 +1,14 @@
+#!/bin/sh
+# Forecasting real series shipped with statsmodels (no download), against ETS, SARIMA and naive forecasts.
+set -e
+# yearly sunspots, one year ahead, with a 90 % interval (the default)
+lstmkit forecast train --dataset sunspots --window 22 --mode level --epochs 200 --patience 20 --refit --out runs/sunspots
+# weekly CO2 a quarter ahead, the one-step model rolled forward 13 times
+lstmkit forecast train --dataset co2 --window 26 --horizon 13 --strategy recursive --epochs 200 --patience 20 --out runs/co2
+# monthly EU electrical equipment index: seasonal differences, half a year ahead
+lstmkit forecast train --dataset elec_equip --window 12 --mode seasonal --horizon 6 --strategy recursive \
+    --epochs 200 --patience 20 --refit --out runs/elec_equip
+# the next 12 months after the end of the series, with dates and the interval
+lstmkit forecast predict --model runs/elec_equip --dataset elec_equip --horizon 12 --out runs/elec_equip-next
+# the table of examples/forecast-statsmodels/README.md (co2 alone: 40 min on the shared 2-core machine)
+python examples/forecast-statsmodels/benchmark.py --out runs/forecast-benchmark

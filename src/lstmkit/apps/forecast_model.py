@@ -1,0 +1,249 @@
+"""The network side of forecasting: windows of a series as inputs, the three
+kinds of forecaster, and their forecasts back in the series' units.
+
+A window that ends at origin o reads steps o - W + 1 .. o and forecasts
+o + 1 .. o + H. Inputs per step: the F standardised columns (scaled with the
+training period's mean and deviation), and the calendar features of that step
+(lstmkit.data.calendar). With mode "relative" the columns are taken relative
+to the window's last step, in units of a typical one-step change (step_scale),
+and so are the targets: a trend then looks the same at any level. With mode
+"seasonal" the network reads and predicts seasonal differences instead,
+y_t - y_{t-s} (in units of their typical size): it forecasts the change from
+the seasonal naive forecast, as a SARIMA model with D = 1 does; a window then
+needs s more steps of history.
+
+    direct      RNN -> Dense(H): the H future values of the target at once
+    recursive   RNN -> Dense(F): the next step of every column; rolled forward
+                H times, each forecast fed back as the newest input
+    quantiles   RNN -> Dense(H * Q) trained with the pinball loss: Q quantiles
+                of each of the H future values (prediction intervals)
+"""
+import numpy as np
+
+from ..data.scaling import StandardScaler
+from .baselines import climatology
+from .common import recurrent_layer
+
+MODES = ("relative", "seasonal", "level")
+STRATEGIES = ("direct", "recursive")
+
+
+def step_scale(scaled_train, lag=1):
+    """Typical change over `lag` steps (one step, or a season) of each
+    standardised column over the training period."""
+    d = (scaled_train[lag:] - scaled_train[:-lag]).std(axis=0)                 # (F,)
+    return np.where(d > 0, d, 1.0)
+
+
+class Frame:
+    """A series made ready for the network.
+
+    values (N, F) raw; t_idx the target column; cut the first test step
+    (scaling, step sizes and the seasonal profile come from values[:cut]);
+    calendar a data.calendar.Calendar (its features are inputs). state: the
+    dict of a saved model (Frame.state()) to reuse instead of fitting.
+
+    deseason: subtract from each standardised column its seasonal profile --
+    the mean of each position in the season over the training period, once
+    the trend is taken out (baselines.climatology) -- so the network sees
+    anomalies; the profile is added back to its forecasts.
+    """
+
+    def __init__(self, values, t_idx, cut, calendar, mode="relative", deseason=False, state=None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        self.values = np.asarray(values, np.float64)                          # (N, F)
+        self.t_idx, self.calendar, self.mode = t_idx, calendar, mode
+        if state is not None:
+            self.scaler = StandardScaler.from_dict(state["scaler"])
+            self.profile = None if state.get("profile") is None else np.asarray(state["profile"])
+            scaled = self.scaler.transform(self.values)
+        else:
+            self.scaler = StandardScaler().fit(self.values[:cut])
+            scaled = self.scaler.transform(self.values)                        # (N, F)
+            self.profile = None
+            if deseason:
+                if not calendar.season:
+                    raise ValueError("deseasonalising needs a season length")
+                prof, _ = climatology(scaled[:cut], self.bins(np.arange(cut)), calendar.season)
+                self.profile = prof.T                                          # (F, season)
+        if mode == "seasonal" and not (calendar.season and calendar.season > 1):
+            raise ValueError("mode 'seasonal' needs a season length of 2 or more")
+        self.lag = calendar.season if mode == "seasonal" else 1
+        self.work = scaled - self.profile_at(np.arange(len(scaled)))          # (N, F) what the network sees
+        self.dscale = (np.asarray(state["step_scale"], np.float64) if state is not None
+                       else step_scale(self.work[:cut], self.lag))             # (F,)
+
+    def state(self):
+        return {"scaler": self.scaler.to_dict(), "step_scale": self.dscale.tolist(), "mode": self.mode,
+                "profile": None if self.profile is None else self.profile.tolist()}
+
+    def bins(self, steps):
+        return np.floor(self.calendar.position(steps) + 1e-9).astype(np.int64) % self.calendar.season
+
+    def profile_at(self, steps):
+        """(len(steps), F) the seasonal profile at these steps (zeros without deseasonalising)."""
+        steps = np.asarray(steps)
+        if self.profile is None:
+            return np.zeros((len(steps), self.values.shape[1]))
+        return self.profile[:, self.bins(steps)].T
+
+    @property
+    def n_inputs(self):
+        return self.values.shape[1] + 2 * len(self.calendar.kinds)
+
+    def lookback(self, window):
+        """Steps of history a window needs: the window, and a season more for seasonal differences."""
+        return window + (self.lag if self.mode == "seasonal" else 0)
+
+    # ---- inputs and targets ----------------------------------------------------------
+    def rows(self, origins, window):
+        """The network's series over the lookback of each window: (M, L, F), and the step indices (M, L)."""
+        L = self.lookback(window)
+        steps = origins[:, None] - L + 1 + np.arange(L)                        # (M, L)
+        return self.work[steps], steps
+
+    def inputs(self, rows, steps):
+        """rows (M, L, F) of the network's series at the step indices steps (M, L) -> (M, W, F + K)."""
+        if self.mode == "seasonal":
+            x = (rows[:, self.lag:] - rows[:, :-self.lag]) / self.dscale          # seasonal differences
+            steps = steps[:, self.lag:]
+        elif self.mode == "relative":
+            x = (rows - rows[:, -1:, :]) / self.dscale
+        else:
+            x = rows
+        cal = self.calendar.features(steps.ravel()).reshape(steps.shape + (-1,))  # (M, W, K)
+        return np.concatenate([x, cal], axis=-1)
+
+    def reference(self, origins, horizon, column):
+        """(M, H) what the targets are taken relative to: the window's last value
+        (relative), the seasonal naive forecast from the origin (seasonal), 0 (level)."""
+        h = np.arange(1, horizon + 1)
+        if self.mode == "relative":
+            return np.repeat(self.work[origins, column][:, None], horizon, axis=1)
+        if self.mode == "seasonal":
+            back = self.lag * ((h - 1) // self.lag + 1)                        # whole seasons back (H,)
+            return self.work[origins[:, None] + h - back, column]
+        return np.zeros((len(origins), horizon))
+
+    def direct_targets(self, origins, horizon):
+        """(M, H) targets of the direct and quantile models, in the network's units."""
+        y = self.work[origins[:, None] + 1 + np.arange(horizon), self.t_idx]    # (M, H)
+        if self.mode == "level":
+            return y
+        return (y - self.reference(origins, horizon, self.t_idx)) / self.dscale[self.t_idx]
+
+    def step_targets(self, origins):
+        """(M, F) the next step of every column, for the recursive model."""
+        y = self.work[origins + 1]                                             # (M, F)
+        if self.mode == "level":
+            return y
+        return (y - self.work[origins + 1 - self.lag]) / self.dscale
+
+    # ---- outputs back to the series' units ---------------------------------------------
+    def target_units(self, out, origins, network_units=True):
+        """Outputs for the target, (M, H) or (M, H, Q), from the windows ending at
+        origins (M,) -> the target's units. network_units=False: out already
+        holds values of the network's series (the recursive roll)."""
+        H = out.shape[1]
+        if network_units and self.mode != "level":
+            ref = self.reference(origins, H, self.t_idx)                       # (M, H)
+            out = out * self.dscale[self.t_idx] + ref.reshape(ref.shape + (1,) * (out.ndim - 2))
+        steps = origins[:, None] + 1 + np.arange(H)                            # (M, H)
+        prof = self.profile_at(steps.ravel())[:, self.t_idx].reshape(steps.shape)
+        out = out + prof.reshape(prof.shape + (1,) * (out.ndim - 2))
+        return self.scaler.inverse_transform(out, column=self.t_idx)
+
+    def actual(self, origins, horizon):
+        return self.values[origins[:, None] + 1 + np.arange(horizon), self.t_idx]  # (M, H)
+
+
+def build(cell, units, window, n_inputs, n_outputs, seed, dropout=0.0, loss="mse", learning_rate=0.005):
+    import lstmkit as lk
+    layers = [recurrent_layer(cell, units, input_shape=(window, n_inputs))]
+    if dropout:
+        layers.append(lk.Dropout(dropout))
+    model = lk.Sequential(layers + [lk.Dense(n_outputs)], seed=seed)
+    model.compile(optimizer=lk.Adam(learning_rate, clipnorm=5.0), loss=loss)
+    return model
+
+
+def forecast_direct(model, frame, origins, window, batch_size=256):
+    out = model.predict(frame.inputs(*frame.rows(origins, window)), batch_size=batch_size)   # (M, H)
+    return frame.target_units(out, origins)
+
+
+def forecast_quantiles(model, frame, origins, window, n_quantiles, batch_size=256):
+    """(M, H, Q) in the target's units, sorted along Q (quantiles that cross are put in order)."""
+    out = model.predict(frame.inputs(*frame.rows(origins, window)), batch_size=batch_size)   # (M, H * Q)
+    out = np.sort(out.reshape(len(origins), -1, n_quantiles), axis=-1)        # (M, H, Q)
+    return frame.target_units(out, origins)
+
+
+def forecast_recursive(model, frame, origins, window, horizon, batch_size=256):
+    """Roll the one-step model forward: each step's forecast of every column
+    becomes the newest row of the window. Steps past the end of the series
+    take their calendar features from the extended dates."""
+    rows, steps = frame.rows(origins, window)                                  # (M, L, F), (M, L)
+    out = np.zeros((len(origins), horizon))
+    for k in range(horizon):
+        nxt = model.predict(frame.inputs(rows, steps), batch_size=batch_size)  # (M, F)
+        if frame.mode != "level":
+            nxt = rows[:, -frame.lag, :] + nxt * frame.dscale                  # back to the network's series
+        out[:, k] = nxt[:, frame.t_idx]
+        rows = np.concatenate([rows[:, 1:], nxt[:, None, :]], axis=1)
+        steps = steps + 1
+    return frame.target_units(out, origins, network_units=False)               # (M, H)
+
+KINDS = ("direct", "recursive", "quantiles")
+
+
+def training_origins(kind, lookback, horizon, cut):
+    """Origins with a full lookback (Frame.lookback) whose targets all lie before
+    the test period: the direct and quantile models need o + H <= cut - 1, the
+    one-step (recursive) model o + 1 <= cut - 1."""
+    last = cut - 1 - (1 if kind == "recursive" else horizon)
+    return np.arange(lookback - 1, last + 1)
+
+
+def fit(frame, kind, cell, units, window, horizon, cut, val_fraction=0.1, epochs=30, patience=0,
+        batch_size=32, learning_rate=0.005, seed=0, dropout=0.0, quantiles=None, refit=False, verbose=0,
+        val_windows=None, checkpoint=None):
+    """Train one forecaster on the windows before the test period.
+
+    The last val_fraction of those windows (or the last val_windows of them),
+    in time order, is the validation set; with patience, training stops when the validation loss has not
+    improved for that many epochs and keeps the best epoch's weights. With
+    refit, a fresh model (same seed) then trains on all the windows, the
+    validation ones included, for the best number of epochs.
+    checkpoint: fit's checkpoint options (checkpoint_dir, resume, ...) for the
+    first training (not the refit).
+    Returns (model, history, {"epochs": best epoch count, windows ...})."""
+    import lstmkit as lk
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
+    origins = training_origins(kind, frame.lookback(window), horizon, cut)
+    n_val = val_windows or max(1, int(round(len(origins) * val_fraction)))
+    if len(origins) - n_val < 1:
+        raise ValueError(f"{len(origins)} training windows are too few for a validation split")
+    X = frame.inputs(*frame.rows(origins, window))                             # (M, W, F + K)
+    if kind == "recursive":
+        Y, n_out, loss = frame.step_targets(origins), frame.values.shape[1], "mse"
+    elif kind == "direct":
+        Y, n_out, loss = frame.direct_targets(origins, horizon), horizon, "mse"
+    else:
+        Y, n_out, loss = frame.direct_targets(origins, horizon), horizon * len(quantiles), lk.Pinball(quantiles)
+    tr, va = slice(0, len(origins) - n_val), slice(len(origins) - n_val, None)
+    make = lambda: build(cell, units, window, frame.n_inputs, n_out, seed, dropout, loss, learning_rate)
+    model = make()
+    stop = [lk.EarlyStopping(patience=patience, restore_best_weights=True)] if patience else []
+    hist = model.fit(X[tr], Y[tr], epochs=epochs, batch_size=batch_size, validation_data=(X[va], Y[va]),
+                     callbacks=stop, verbose=verbose, seed=seed, **(checkpoint or {})).history
+    best = int(np.argmin(hist["val_loss"])) + 1 if patience else epochs
+    info = {"epochs": best, "train_windows": len(origins) - n_val, "validation_windows": n_val,
+            "validation_loss": float(min(hist["val_loss"]) if patience else hist["val_loss"][-1])}
+    if refit:
+        model = make()
+        model.fit(X, Y, epochs=best, batch_size=batch_size, verbose=verbose, seed=seed)
+        info["refit_windows"] = len(origins)
+    return model, hist, info

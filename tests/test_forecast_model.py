@@ -1,0 +1,103 @@
+"""The network side of forecasting on small generated series: inputs and
+targets in every mode and back, the recursive roll, the calendar inputs, and
+short trainings of the three kinds of forecaster."""
+import numpy as np
+import pytest
+
+from lstmkit.apps import forecast_model as fm
+from lstmkit.data.calendar import Calendar
+
+S = 12
+
+
+def series(n=96, F=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None]
+    return 20 + 0.1 * t + 4 * np.sin(2 * np.pi * t / S + np.arange(F)) + 0.3 * rng.normal(size=(n, F))
+
+
+class Constant:
+    """A stand-in model whose every output is `value`."""
+
+    def __init__(self, n_out, value=0.0):
+        self.n_out, self.value = n_out, value
+
+    def predict(self, x, batch_size=None):
+        return np.full((len(x), self.n_out), self.value)
+
+
+@pytest.mark.parametrize("mode", fm.MODES)
+@pytest.mark.parametrize("deseason", [False, True])
+def test_targets_map_back_to_the_actual_values(mode, deseason):
+    v = series()
+    frame = fm.Frame(v, 1, 72, Calendar(len(v), S, None), mode, deseason)
+    origins = np.arange(frame.lookback(10) - 1, 90)
+    y = frame.direct_targets(origins, 4)                                     # (M, 4) in the network's units
+    assert np.allclose(frame.target_units(y, origins), frame.actual(origins, 4))
+    q = np.stack([y - 1, y, y + 1], axis=-1)                                 # quantiles map back in order
+    back = frame.target_units(q, origins)
+    assert np.allclose(back[..., 1], frame.actual(origins, 4)) and np.all(np.diff(back, axis=-1) > 0)
+    x = frame.inputs(*frame.rows(origins, 10))
+    assert x.shape == (len(origins), 10, 2 + 2)                              # 2 columns + season sin, cos
+    if mode == "relative":
+        assert np.allclose(x[:, -1, :2], 0)                                  # windows end at 0
+
+
+def test_lookback_and_training_origins():
+    v = series()
+    frame = fm.Frame(v, 0, 72, Calendar(len(v), S, None), "seasonal")
+    assert frame.lookback(10) == 22
+    o = fm.training_origins("direct", frame.lookback(10), 3, 72)
+    assert o[0] == 21 and o[-1] + 3 == 71                                     # targets stop before the test period
+    assert fm.training_origins("recursive", 10, 3, 72)[-1] == 70
+    with pytest.raises(ValueError, match="needs a season length"):
+        fm.Frame(v, 0, 72, Calendar(len(v), None, None), "seasonal")
+
+
+def test_recursive_roll_with_a_model_that_predicts_no_change():
+    """Zero outputs mean: no change from the last value (relative), from the
+    seasonal naive forecast (seasonal), the training mean (level)."""
+    v = series(F=1)
+    origins = np.arange(40, 80)
+    cal = Calendar(len(v), S, None)
+    rel = fm.Frame(v, 0, 72, cal, "relative")
+    out = fm.forecast_recursive(Constant(1), rel, origins, 8, 5)
+    assert np.allclose(out, v[origins, 0][:, None])
+    sea = fm.Frame(v, 0, 72, cal, "seasonal")
+    out = fm.forecast_recursive(Constant(1), sea, origins, 8, 15)           # past one season: rolled values
+    h = np.arange(1, 16)
+    assert np.allclose(out, v[origins[:, None] + h - S * ((h - 1) // S + 1), 0])
+    lev = fm.Frame(v, 0, 72, cal, "level")
+    assert np.allclose(fm.forecast_recursive(Constant(1), lev, origins, 8, 3), v[:72, 0].mean())
+    # the direct path agrees with the roll for one step
+    assert np.allclose(fm.forecast_direct(Constant(1), sea, origins, 8),
+                       fm.forecast_recursive(Constant(1), sea, origins, 8, 1))
+
+
+def test_roll_past_the_end_uses_extended_dates():
+    v = series(n=60, F=1)
+    months = (np.datetime64("2010-01", "M") + np.arange(60)).astype("datetime64[s]")
+    cal = Calendar(60, S, months)
+    frame = fm.Frame(v, 0, 48, cal, "relative")
+    out = fm.forecast_recursive(Constant(1, 0.5), frame, np.array([59]), 12, 6)
+    step = frame.dscale[0] * frame.scaler.std[0] * 0.5                        # half a typical step, each step
+    assert np.allclose(np.diff(np.concatenate([[v[59, 0]], out[0]])), step)
+
+
+@pytest.mark.parametrize("kind", fm.KINDS)
+def test_short_trainings_learn(kind):
+    v = series(n=160, F=1)
+    frame = fm.Frame(v, 0, 128, Calendar(160, S, None), "relative")
+    q = [0.1, 0.5, 0.9] if kind == "quantiles" else None
+    model, hist, info = fm.fit(frame, kind, "lstm", 8, 12, 3, 128, epochs=12, patience=4, seed=0,
+                               quantiles=q, refit=True)
+    assert hist["loss"][-1] < hist["loss"][0]
+    assert 1 <= info["epochs"] <= 12 and info["refit_windows"] == info["train_windows"] + info["validation_windows"]
+    origins = np.arange(127, 157)
+    if kind == "quantiles":
+        out = fm.forecast_quantiles(model, frame, origins, 12, 3)
+        assert out.shape == (30, 3, 3) and np.all(np.diff(out, axis=-1) >= 0)
+    elif kind == "direct":
+        assert fm.forecast_direct(model, frame, origins, 12).shape == (30, 3)
+    else:
+        assert fm.forecast_recursive(model, frame, origins, 12, 3).shape == (30, 3)
