@@ -91,6 +91,7 @@ class EarlyStopping(Callback):
 class ModelCheckpoint(Callback):
     """Save the model after each epoch (to filepath, which may hold {epoch} and
     log keys such as {val_loss:.3f}); with save_best_only only when `monitor` improves."""
+    rank_zero_only = True               # data-parallel training: only rank 0 writes files
     STATE = ("best",)
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
@@ -110,6 +111,7 @@ class ModelCheckpoint(Callback):
 
 class CSVLogger(Callback):
     """Write one row per epoch: epoch, then the logged values."""
+    rank_zero_only = True
 
     def __init__(self, filename, separator=",", append=False):
         self.filename, self.separator, self.append = str(filename), separator, append

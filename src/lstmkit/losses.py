@@ -88,10 +88,15 @@ class Loss:
             if m.shape != items.shape:
                 raise ValueError(f"mask must have shape {items.shape}; got {m.shape}")
             w = w * m
-            count = max(float(m.sum()), 1.0)
+            raw = float(m.sum())
+            count = max(raw, 1.0)
         else:
-            count = float(items.size)
+            raw = count = float(items.size)
         denom = B if (items.ndim == 1 or self.reduction == "sum_over_time") else count
+        # what this batch's loss divided by, and the raw count behind it: data-parallel
+        # training sums both over the ranks to get the loss of the whole global batch
+        self.denominator = float(denom)
+        self.count = float(B) if (items.ndim == 1 or self.reduction == "sum_over_time") else raw
         self._dl = w / denom                                                      # d loss / d item
         return float((w * items).sum() / denom)
 

@@ -3,6 +3,7 @@ import sys
 
 from .. import __version__
 from ..data.errors import DataError
+from ..distributed.cli import quiet_unless_rank_zero
 from . import caption, classify, data, demo, export, forecast, generate, gradients, inspect, serve, translate
 from .common import Formatter, OneLineErrorParser, positive_int
 from .threads import blas_threads
@@ -34,7 +35,7 @@ def main(argv=None):
         return 2
     prog = " ".join(["lstmkit", args.command] + ([args.action] if getattr(args, "action", None) else []))
     try:
-        with blas_threads(args.blas_threads):
+        with blas_threads(args.blas_threads), quiet_unless_rank_zero(args):   # torchrun: rank 0 speaks
             return args.func(args) or 0
     except DataError as e:
         if getattr(args, "debug", False):

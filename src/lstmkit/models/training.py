@@ -346,7 +346,7 @@ def _add_head_sums(sums, values, count):
 def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
         validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
         seed=None, on_nonfinite="stop", checkpoint_dir=None, checkpoint_every=None, keep_checkpoints=3,
-        resume=False):
+        resume=False, distributed=None):
     """on_nonfinite: 'stop' (NonFiniteError naming layer, parameter, epoch and batch) or 'skip' (leave out
     a batch whose loss or gradients hold NaN/Inf; the count is in the logs as 'skipped_batches').
 
@@ -356,7 +356,11 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     resume=True: go on from the newest checkpoint there that reads back whole (start afresh when the
     folder holds none); with the same data, batch size, callbacks and engine threads, the result is
     bit for bit that of a run never interrupted. Without resume, a folder already holding
-    checkpoints is refused rather than mixed with a new run's."""
+    checkpoints is refused rather than mixed with a new run's.
+
+    distributed: data-parallel training on torch.distributed (lstmkit.distributed, docs/multinode.md);
+    None = when started by torchrun (RANK and WORLD_SIZE > 1 in the environment). Only rank 0 writes
+    checkpoints; with resume every rank reads them (a folder all ranks see)."""
     _check_compiled(model)
     if on_nonfinite not in ("stop", "skip"):
         raise ValueError(f"on_nonfinite must be 'stop' or 'skip'; got {on_nonfinite!r}")
@@ -406,6 +410,11 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
 
     if seed is None:
         seed = model.seed
+    sync = None
+    if distributed or (distributed is None and _launched()):
+        from ..distributed.data_parallel import FitSync   # torch only here, only when asked for
+        sync = FitSync(model)
+        seed, verbose, callbacks = sync.setup(seed, verbose, callbacks)
     rng = np.random.default_rng(seed)
     if seed is not None:
         # training noise (dropout masks) from the same seed, so a run repeats exactly
@@ -449,7 +458,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                                 ckpt.encode(cb.get_state(), tensors, f"{ckpt.CALLBACK_PREFIX}{i}/")]
                                for i, cb in enumerate(cbs)],
                  "partial": ckpt.encode(sums, tensors, "__partial__/")}
-        ckpt.write(checkpoint_dir, epoch_at, batch_at, tensors, state, keep_checkpoints)
+        if sync is None or sync.rank == 0:                 # data-parallel: rank 0 writes
+            ckpt.write(checkpoint_dir, epoch_at, batch_at, tensors, state, keep_checkpoints)
 
     for epoch in range(start_epoch, epochs):
         if partial is None:
@@ -472,8 +482,14 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             if b < skip:
                 continue                              # done before the checkpoint resumed from
             try:
-                step = train_step(model, _take(xs, idx), _take(ys, idx), _take(sws, idx),
-                                  where=(epoch + 1, b + 1, n_batches), on_nonfinite=on_nonfinite)
+                if sync is None:
+                    step = train_step(model, _take(xs, idx), _take(ys, idx), _take(sws, idx),
+                                      where=(epoch + 1, b + 1, n_batches), on_nonfinite=on_nonfinite)
+                else:                                # this rank's shard, gradients summed over the ranks
+                    step = sync.step(xs, ys, sws, idx, where=(epoch + 1, b + 1, n_batches),
+                                     on_nonfinite=on_nonfinite)
+                    if step is sync.STOPPED:
+                        break                        # some rank's callback asked to stop
             except FloatingPointError:
                 bar.close()
                 raise
@@ -490,13 +506,18 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             bar.update(1)
             for cb in cbs:
                 cb.on_batch_end(b, {"loss": value})
-            if model.stop_training:
+            if model.stop_training and sync is None:
                 break                    # a callback asked to stop now (a time budget), as Keras does
+                # (distributed: the flag rides the next step's all-reduce, so every rank stops there)
             if checkpoint_every and (epoch * n_batches + b + 1) % checkpoint_every == 0 and b + 1 < n_batches:
                 save_checkpoint(epoch, b + 1, epoch_rng_state, {
                     "loss_sum": loss_sum, "head_sums": head_sums, "seen": seen, "skipped": skipped,
                     "metrics": [[(m.total, m.count) for m in h.metrics] for h in heads(model)]})
         skip = 0
+        if sync is not None:
+            sync.end_epoch()                         # metrics over every rank's shards
+            if seen == 0 and model.stop_training:
+                break
         if seen == 0:
             raise nonfinite_error("loss", None, float("nan"), (epoch + 1, n_batches, n_batches),
                                   f"every batch of the epoch was skipped; {REMEDY}")
@@ -517,6 +538,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                   file=sys.stderr)
         for cb in cbs:
             cb.on_epoch_end(epoch, logs)
+        if sync is not None:
+            model.stop_training = sync.any_stop(model.stop_training)   # every rank stops together
         if checkpoint_dir is not None:
             save_checkpoint(epoch + 1, 0, rng.bit_generator.state, None, finished=model.stop_training)
         if model.stop_training:
@@ -577,6 +600,14 @@ def _resume(model, directory, resume, setup, rng, cbs, initial_epoch, epochs):
         return epochs, 0, None              # that run had stopped (early stopping): nothing left to train
     partial = ckpt.decode(state["partial"], tensors)
     return state["epoch"], state["batch"], partial
+
+
+def _launched():
+    import os
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    except ValueError:
+        return False
 
 
 def _check_stateful(model, n, batch_size, shuffle, n_val):
@@ -660,12 +691,13 @@ class ModelMethods:
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None,
             initial_epoch=0, seed=None, on_nonfinite="stop", checkpoint_dir=None, checkpoint_every=None,
-            keep_checkpoints=3, resume=False):
+            keep_checkpoints=3, resume=False, distributed=None):
         return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                    validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
                    class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
                    seed=seed, on_nonfinite=on_nonfinite, checkpoint_dir=checkpoint_dir,
-                   checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume)
+                   checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume=resume,
+                   distributed=distributed)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
         """The loss (and per-output losses, metrics): a number, a list, or a dict with return_dict."""
