@@ -26,7 +26,7 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
 	  else echo "make: chromium and chromium-driver are missing and I cannot install them without root:" \
-	    "the browser tests will be skipped (sudo apt-get install chromium chromium-driver)"; exit 0; fi; \
+	    "the browser tests will fail (sudo apt-get install chromium chromium-driver)"; exit 0; fi; \
 	  echo "make: installing Debian's chromium and chromium-driver for the browser tests"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 	    chromium chromium-driver >/dev/null; }

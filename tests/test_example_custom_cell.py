@@ -1,20 +1,13 @@
 """The peephole LSTM of examples/custom-cell stays correct: its backward
 against finite differences, and with closed peepholes it is lstmkit's LSTM."""
-import importlib.util
-import pathlib
-
 import numpy as np
 
 import lstmkit as lk
-
-PATH = pathlib.Path(__file__).resolve().parents[1] / "examples" / "custom-cell" / "peephole.py"
+from example_scripts import load_example as _load
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("peephole_example", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("custom-cell/peephole.py", "peephole_example")
 
 
 def test_peephole_backward_by_finite_differences():

@@ -2,21 +2,16 @@
 inference encoder and decoder from the loaded model's layers, greedy decoding,
 scores beside the retrieval baseline -- with and without attention. Generated
 pairs stand in for the Ding dictionary (unit tests use no downloaded data)."""
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
-PATH = pathlib.Path(__file__).resolve().parents[1] / "examples" / "seq2seq" / "seq2seq.py"
+from example_scripts import load_example as _load
 
 
 def load_example():
-    spec = importlib.util.spec_from_file_location("seq2seq_example", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("seq2seq/seq2seq.py", "seq2seq_example")
 
 
 def fake_pairs(max_chars):

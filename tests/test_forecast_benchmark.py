@@ -1,18 +1,14 @@
 """The script behind the forecasting table runs end to end (tiny settings, one series)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "forecast-statsmodels" / "benchmark.py"
+from example_scripts import load_example
 
 
 @pytest.mark.slow
 def test_benchmark_writes_its_tables(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("forecast_benchmark", SCRIPT)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_example("forecast-statsmodels/benchmark.py", "forecast_benchmark")
     bench.main(["--series", "unemp", "--seeds", "2", "--folds", "2", "--epochs", "2", "--patience", "1",
                 "--out", str(tmp_path)])
     doc = json.loads((tmp_path / "results.json").read_text())

@@ -26,7 +26,7 @@ def loss_and_grads(model, x, y):
         return training._losses(model, outs, masks, ys, sws, fused, backward=False)[0]
 
     outs, masks = model.forward_heads(xs, training=True, fused=fused)
-    _, _, douts = training._losses(model, outs, masks, ys, sws, fused, backward=True)
+    _, _, douts, _ = training._losses(model, outs, masks, ys, sws, fused, backward=True)
     model.backward_heads(douts, fused=fused)
     grads = {k: np.array(v, copy=True) for k, v in model.grads.items()}
     dxs = [None if g is None else np.array(g, copy=True) for g in model._input_grads]

@@ -21,7 +21,7 @@ def loss_and_grads(model, x, y):
     xs, ys = training.standardize(model, x, y)
     fused = training.fused_heads(model)
     outs, masks = model.forward_heads(xs, training=True, fused=fused)
-    loss, _, douts = training._losses(model, outs, masks, ys, [None] * len(ys), fused, backward=True)
+    loss, _, douts, _ = training._losses(model, outs, masks, ys, [None] * len(ys), fused, backward=True)
     model.backward_heads(douts, fused=fused)
     return float(loss), {k: np.array(v, copy=True) for k, v in model.grads.items()}, masks
 

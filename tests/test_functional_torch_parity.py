@@ -113,7 +113,7 @@ def test_attention_seq2seq_matches_pytorch(dtype, engine, score_mode, use_scale)
     fused = training.fused_heads(model)
     assert fused == ["rows"]                                      # the loss runs on the logits of real steps
     outs, masks = model.forward_heads(xs, training=True, fused=fused)
-    loss, _, douts = training._losses(model, outs, masks, ys, [None], fused, backward=True)
+    loss, _, douts, _ = training._losses(model, outs, masks, ys, [None], fused, backward=True)
     model.backward_heads(douts, fused=fused)
     grads = {k: np.array(v, copy=True) for k, v in model.grads.items()}
 

@@ -1,16 +1,13 @@
 """NaN and Inf in training: stopped with a message naming the layer, the parameter, the epoch and the
 batch, weights left as before the bad batch (and a saved checkpoint untouched), or skipped and counted;
 the clipping example shows the remedy."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import lstmkit as lk
 from lstmkit.models.checks import NonFiniteError
 
-REPO = Path(__file__).resolve().parents[1]
+from example_scripts import load_example
 
 
 def small(seed=0):
@@ -94,9 +91,7 @@ def test_train_on_batch_names_the_parameter_without_an_epoch():
 
 
 def test_clipping_example_without_and_with_clipnorm():
-    spec = importlib.util.spec_from_file_location("clipping", REPO / "examples" / "gradient-clipping" / "clipping.py")
-    clipping = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(clipping)
+    clipping = load_example("gradient-clipping/clipping.py", "clipping")
     _, err, _ = clipping.train(clipnorm=None, epochs=3)
     assert isinstance(err, NonFiniteError) and err.epoch == 1 and "simple_rnn" in str(err)
     losses, err, _ = clipping.train(clipnorm=5.0, epochs=3)

@@ -243,7 +243,7 @@ class FitSync:
         masks = None
         if len(local):
             outs, masks = t._forward(model, xs, True, fused)
-            _, values, douts = t._losses(model, outs, masks, ys, sws, fused, backward=True)
+            _, values, douts, (ys, masks) = t._losses(model, outs, masks, ys, sws, fused, backward=True)
             denoms = [heads[k].loss.denominator if k in live else 0.0 for k in range(len(heads))]
             counts = [heads[k].loss.count if k in live else 0.0 for k in range(len(heads))]
         else:                                                   # more ranks than samples in this batch

@@ -155,7 +155,7 @@ class Dense(Layer):
         if self.use_bias:
             self.grads["b"] = dz2.sum(axis=0)                                 # (U,)
         dx = dz2 @ self.params["W"].T                                         # (N, D)
-        rows = getattr(self, "_rows", None)
+        rows = self._rows
         if rows is not None:                                                  # after forward_rows:
             mask, shape = rows
             full = np.zeros(shape, dx.dtype)                                  # masked steps get 0

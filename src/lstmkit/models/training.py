@@ -203,7 +203,9 @@ def batches(n, batch_size, shuffle, rng):
 # ---- one step --------------------------------------------------------------------------
 def _losses(model, outs, masks, ys, sws, fused, backward):
     """Every head's loss on one batch; with backward=True the weighted gradients per
-    output too, else the metrics updated. Returns (total, [loss per head], douts)."""
+    output too, else the metrics updated. Returns (total, [loss per head], douts,
+    (ys, masks) as the losses saw them -- compacted for "rows" heads, see _at_rows --
+    which is what the metrics take after the update)."""
     total, values, douts = 0.0, [], []
     ys, sws, masks = _at_rows(model, ys, sws, masks)
     for k, h in enumerate(heads(model)):
@@ -221,7 +223,7 @@ def _losses(model, outs, masks, ys, sws, fused, backward):
             douts.append(d if h.weight == 1.0 else d * h.weight)
         if not backward:
             _update_metrics(h, y, mask)
-    return total, values, douts
+    return total, values, douts, (ys, masks)
 
 
 def _at_rows(model, ys, sws, masks):
@@ -265,7 +267,7 @@ def train_step(model, xs, ys, sws, where=None, on_nonfinite="stop"):
     itself always stops."""
     fused = fused_heads(model)
     outs, masks = _forward(model, xs, True, fused)
-    total, values, douts = _losses(model, outs, masks, ys, sws, fused, backward=True)
+    total, values, douts, (ys, masks) = _losses(model, outs, masks, ys, sws, fused, backward=True)
     if not np.isfinite(total):
         if on_nonfinite == "skip":
             return None
@@ -283,7 +285,6 @@ def train_step(model, xs, ys, sws, where=None, on_nonfinite="stop"):
     bad = first_bad_array(params)
     if bad is not None:
         raise nonfinite_error("the weight", *bad, where, "the update itself overflowed; " + REMEDY)
-    ys, _, masks = _at_rows(model, ys, sws, masks)
     for h, y, mask, v in zip(heads(model), ys, masks, values):
         if v is not None:
             _update_metrics(h, y, mask)          # each head's loss still holds this batch's y_prob
@@ -660,7 +661,7 @@ def evaluate_batches(model, xs, ys, sws, batch_size=32, verbose=0, prefix=""):
     for b in tqdm(range(0, n, batch_size), disable=verbose != 1, file=sys.stderr, desc="evaluate"):
         xb, yb, swb = _slice(xs, b, b + batch_size), _slice(ys, b, b + batch_size), _slice(sws, b, b + batch_size)
         outs, masks = _forward(model, xb, False, fused)
-        total, values, _ = _losses(model, outs, masks, yb, swb, fused, backward=False)
+        total, values, _, _ = _losses(model, outs, masks, yb, swb, fused, backward=False)
         count = len(xb[0])
         loss_sum += total * count
         head_sums = _add_head_sums(head_sums, values, count)
