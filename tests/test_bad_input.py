@@ -67,6 +67,16 @@ def files():
     Path("tampered.lstmkit").write_bytes(bytes(tampered))
     Path("model.pkl").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     Path("model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    fit(seq(), X, np.ones((4, 1)), epochs=1, batch_size=2, checkpoint_dir="ckpt")   # checkpoints of a fit
+    Path("damaged").mkdir()                             # the same checkpoints, each cut short
+    for p in sorted(Path("ckpt").iterdir()):
+        Path("damaged", p.name).write_bytes(p.read_bytes()[:-100])
+
+
+def resume(m=None, y=None, **kw):
+    """Resume fit from a checkpoint folder (``ckpt`` unless kw names another)."""
+    kw = {"epochs": 2, "batch_size": 2, "checkpoint_dir": "ckpt", "resume": True, **kw}
+    return fit(m or seq(), X, np.ones((4, 1)) if y is None else y, **kw)
 
 
 API = [
@@ -114,6 +124,11 @@ FILES = [
     ("a Keras .h5 as model file", lambda: lk.load_model("model.h5")),
     ("a CSV as model file", lambda: lk.load_model("data.csv")),
     ("unknown data set", lambda: lk.datasets.fetch("imdb")),
+    ("checkpoint_every without a checkpoint folder", lambda: fit(seq(), X, np.ones((4, 1)), checkpoint_every=2)),
+    ("a checkpoint folder of an earlier run, without resume", lambda: resume(resume=False)),
+    ("resuming with another batch size", lambda: resume(batch_size=4)),
+    ("resuming another model's checkpoints", lambda: resume(seq(head=2), np.ones((4, 2)))),
+    ("resuming where every checkpoint is damaged", lambda: resume(checkpoint_dir="damaged")),
 ]
 
 CLI = [
@@ -130,6 +145,7 @@ CLI = [
     ("a pickle as model file", ["inspect", "--model", "pickled", "--text", "hello"]),
     ("a bad option value", ["classify", "train", "data.csv", "--maxlen", "zero"]),
     ("unknown data set", ["data", "fetch", "imdb"]),
+    ("--resume without --checkpoint-dir", ["classify", "train", "data.csv", "--resume"]),
 ]
 
 

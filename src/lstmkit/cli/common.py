@@ -12,6 +12,11 @@ class OneLineErrorParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class OptionError(ValueError):
+    """Options that parse one by one but do not go together (``--resume`` without ``--checkpoint-dir``):
+    main() prints it as argparse's own errors, one line and exit status 2."""
+
+
 class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     pass
 
@@ -42,7 +47,7 @@ def checkpoint_args(a):
     """fit's checkpoint keyword arguments from the options of add_checkpoint (None: no checkpoints)."""
     if a.checkpoint_dir is None:
         if a.resume or a.checkpoint_every:
-            raise ValueError(f"{'--resume' if a.resume else '--checkpoint-every'} needs --checkpoint-dir DIR, "
+            raise OptionError(f"{'--resume' if a.resume else '--checkpoint-every'} needs --checkpoint-dir DIR, "
                              f"the folder of the checkpoints")
         return None
     return {"checkpoint_dir": a.checkpoint_dir, "checkpoint_every": a.checkpoint_every,

@@ -5,7 +5,7 @@ from .. import __version__
 from ..data.errors import DataError
 from ..distributed.cli import quiet_unless_rank_zero
 from . import caption, classify, data, demo, export, forecast, generate, gradients, inspect, serve, translate
-from .common import Formatter, OneLineErrorParser, positive_int
+from .common import Formatter, OneLineErrorParser, OptionError, positive_int
 from .threads import blas_threads
 
 COMMANDS = (classify, generate, forecast, gradients, inspect, translate, caption, export, serve, demo, data)
@@ -37,6 +37,11 @@ def main(argv=None):
     try:
         with blas_threads(args.blas_threads), quiet_unless_rank_zero(args):   # torchrun: rank 0 speaks
             return args.func(args) or 0
+    except OptionError as e:                     # options that do not go together: as argparse's errors
+        if getattr(args, "debug", False):
+            raise
+        print(f"{prog}: error: {e} (see {prog} --help)", file=sys.stderr)
+        return 2
     except DataError as e:
         if getattr(args, "debug", False):
             raise

@@ -154,16 +154,19 @@ def read(path):
     return tensors, state
 
 
-def latest(directory, log=None):
+def latest(directory, log=None, refused=None):
     """(path, tensors, state) of the newest checkpoint in directory that reads back whole, or
     None when there is none. Each newer file refused is named, with the reason, through log
-    (stderr by default), and the one before it is tried."""
+    (stderr by default) and appended to the list ``refused`` when one is given, and the one before
+    it is tried."""
+    refused = [] if refused is None else refused
     log = log or (lambda msg: print(msg, file=sys.stderr))
     for _, _, path in reversed(listing(directory)):
         try:
             tensors, state = read(path)
         except (ValueError, OSError) as e:
             log(f"lstmkit: refusing checkpoint {path.name}: {e}; trying the one before it")
+            refused.append(f"{path.name}: {e}")
             continue
         return path, tensors, state
     return None
@@ -217,9 +220,11 @@ def restore_model(model, tensors, path, order=None):
         got = {k: v.shape for k, v in weights.items()}
     if expected != got:
         missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-        wrong = [k for k in expected if k in got and got[k] != expected[k]]
-        raise CheckpointError(f"{str(path)!r} does not fit this model: weights missing from it {missing}, "
-                              f"weights this model has no place for {extra}, other shapes {wrong}")
+        wrong = [f"{k} is {tuple(got[k])} there, {tuple(expected[k])} here" for k in expected
+                 if k in got and got[k] != expected[k]]
+        parts = ([f"this model's weights {missing} are not in it"] if missing else []) + \
+                ([f"it holds weights {extra} this model has no place for"] if extra else []) + wrong
+        raise CheckpointError(f"{str(path)!r} does not fit this model: {'; '.join(parts)}")
     model.set_weights(weights)
     opt = model.optimizer
     opt.state = {}

@@ -561,17 +561,20 @@ def _resume(model, directory, resume, setup, rng, cbs, initial_epoch, epochs):
                 f"{str(directory)!r} already holds checkpoints of an earlier run (newest {files[-1][2].name}); "
                 f"pass resume=True (CLI: --resume) to go on from them, or delete them to start afresh")
         return initial_epoch, 0, None
-    found = ckpt.latest(directory)
+    refused = []
+    found = ckpt.latest(directory, refused=refused)
     if found is None:
         if files:
             raise ckpt.CheckpointError(f"none of the {len(files)} checkpoints in {str(directory)!r} reads back "
-                                       f"whole (reasons above); nothing to resume from")
+                                       f"whole, so there is nothing to resume from (the newest, {refused[0]})")
         print(f"lstmkit: no checkpoint in {str(directory)!r} yet; starting from the beginning", file=sys.stderr)
         return initial_epoch, 0, None
     path, tensors, state = found
     if state["setup"] != setup:
-        raise ckpt.CheckpointError(f"{str(path)!r} belongs to a fit with {state['setup']}; this fit has {setup}: "
-                                   f"resume with the same data, batch_size and shuffle")
+        differ = ", ".join(f"{k}={state['setup'].get(k)!r} there, {setup.get(k)!r} here"
+                           for k in sorted(set(setup) | set(state["setup"])) if state["setup"].get(k) != setup.get(k))
+        raise ckpt.CheckpointError(f"{str(path)!r} belongs to another fit ({differ}): resume with the same "
+                                   f"data, batch_size and shuffle")
     ckpt.restore_model(model, tensors, path, state.get("weights"))
     opt = model.optimizer
     opt.iterations = state["iterations"]
