@@ -10,11 +10,11 @@ The plain negative log-likelihood (eps = 0) comes back as well: it is what
 validation and perplexity report, whatever eps training used. The work runs
 on the compiled passes of the library's sparse cross-entropy (lstmkit/loss_kernels.py,
 what losses.SparseCategoricalCrossentropy(from_logits=True, label_smoothing=eps)
-runs), the gradient written over the logits.
+runs), the gradient written over the logits in the same visit of each row.
 """
 import numpy as np
 
-from ..loss_kernels import xent_backward, xent_forward
+from ..loss_kernels import xent_forward, xent_fused
 
 
 def token_cross_entropy(logits, targets, label_smoothing=0.0, need_grad=True):
@@ -30,10 +30,10 @@ def token_cross_entropy(logits, targets, label_smoothing=0.0, need_grad=True):
     if N == 0:
         raise ValueError("no real target tokens to score")
     lse, losses, nlls = (np.empty(N, np.float64) for _ in range(3))
-    xent_forward(z, y, float(label_smoothing), lse, losses, nlls)
-    if need_grad:
-        dl = np.full(N, 1.0 / N)                                     # the mean over tokens
-        xent_backward(z, y, float(label_smoothing), lse, dl, z)      # (p - q) / N, over z itself
+    if need_grad:                                                    # loss and (p - q) / N over z itself,
+        xent_fused(z, y, float(label_smoothing), np.full(N, 1.0 / N), lse, losses, nlls)  # one pass per row
+    else:
+        xent_forward(z, y, float(label_smoothing), lse, losses, nlls)
     return float(losses.mean()), float(nlls.mean()), (z if need_grad else None)
 
 
