@@ -47,7 +47,7 @@ def run_lstmkit(run, seed, epochs, attention):
                            learning_rate=s["learning_rate"], batch_size=s["batch_size"],
                            embed_dim=s["embed_dim"], units=s["units"], layers=s["layers"], cell=s["cell"],
                            src_vocab=s["src_vocab"], tgt_vocab=s["tgt_vocab"], max_len=s["max_len"],
-                           beam=s["beam"], alpha=s["alpha"], clipnorm=s["clipnorm"], seed=seed, verbose=0)
+                           beam=s["beam"], alpha=s["alpha"], clipnorm=s["clipnorm"], seed=seed, verbose=2)
     return {"greedy": m["greedy"], "beam": m["beam"], "copy_baseline": m["copy_baseline"],
             "val_loss": m["history"]["val_loss"], "tokens_per_s": m["history"]["tokens_per_s"],
             "train_pairs": m["train_pairs_used"], "test_pairs": m["test_pairs"],
@@ -63,7 +63,7 @@ def run_anchor(run, seed, epochs):
     while not os.path.exists(os.path.join(run, "src.spm.model")) or \
             not os.path.exists(os.path.join(run, "meta.json")):
         time.sleep(5)                         # lstmkit's job writes the split and tokenizers first
-    r = translate_anchor.train_on_run(run, epochs=epochs, seed=seed, log=lambda *a: None)
+    r = translate_anchor.train_on_run(run, epochs=epochs, seed=seed, log=lambda m: print(m, flush=True))
     return {"greedy": r["greedy"], "beam": r["beam"], "copy_baseline": r["copy_baseline"],
             "val_loss": r["history"]["val_loss"], "tokens_per_s": r["history"]["tokens_per_s"],
             "greedy_seconds": r["greedy_seconds"], "beam_seconds": r["beam_seconds"]}
