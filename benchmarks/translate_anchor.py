@@ -7,8 +7,11 @@ its own greedy and beam search, step by step in torch.
     from_lstmkit(model)          -> TorchSeq2Seq with lstmkit's weights copied in
     python benchmarks/translate_anchor.py --run RUN [--epochs N]
         trains the anchor on a lstmkit run's own splits and tokenizers, from the
-        same initial weights (lstmkit's Seq2Seq built with the run's seed), on the
-        same batches, and scores it on the run's test split.
+        same initial weights (lstmkit's model built with the run's seed: the
+        lk.Model of seq2seq/graph.py, or Seq2Seq with input feeding), and scores it
+        on the run's test split.
+
+    from_graph(model)            -> TorchSeq2Seq with the lk.Model's weights copied in
 
 The recipe is lstmkit's (lstmkit/seq2seq): dropout on both embeddings, between
 stacked layers and on the attentional state; the loss on real target tokens
@@ -120,7 +123,9 @@ class TorchSeq2Seq(nn.Module):
             h, weights = self.attend(h, keys, memory, mask)
             weights = weights[:, 0]
         h = h[:, 0]
-        return self.output(h), weights, state, (h if self.input_feeding else None)
+        logits = self.output(h)
+        logits[:, [PAD, BOS]] = float("-inf")            # never a target: never written (as lstmkit)
+        return logits, weights, state, (h if self.input_feeding else None)
 
 
 # ---- weights from lstmkit ------------------------------------------------------------------------
@@ -171,6 +176,72 @@ def from_lstmkit(model):
         m.output.weight.copy_(_t(model.output_layer.params["W"].T))
         m.output.bias.copy_(_t(model.output_layer.params["b"]))
     return m
+
+
+def from_graph(model):
+    """A TorchSeq2Seq holding a copy of the weights of lstmkit's translation lk.Model
+    (lstmkit/seq2seq/graph.py; no input feeding), float32 or float64."""
+    from lstmkit.seq2seq import graph
+    d = graph.describe(model)
+    get = model.get_layer
+    m = TorchSeq2Seq(d["src_vocab"], d["tgt_vocab"], d["embed_dim"], d["units"], d["layers"], d["cell"],
+                     d["bidirectional"], d["attention"], False, 0.0)
+    if get("output").params["W"].dtype == np.float64:
+        m = m.double()
+    with torch.no_grad():
+        m.src_embedding.weight.copy_(_t(get("src_embedding").params["embeddings"]))
+        m.tgt_embedding.weight.copy_(_t(get("tgt_embedding").params["embeddings"]))
+        for i in range(d["layers"]):
+            layer = get(f"encoder{i}")
+            if d["bidirectional"]:
+                _copy_rnn(m.encoder, layer.forward_layer, f"l{i}")
+                _copy_rnn(m.encoder, layer.backward_layer, f"l{i}_reverse")
+            else:
+                _copy_rnn(m.encoder, layer, f"l{i}")
+            _copy_rnn(m.decoder, get(f"decoder{i}"), f"l{i}")
+        if d["attention"] == "general":            # s = h W m^T: torch's W_a(m) = m W^T
+            m.W_a.weight.copy_(_t(get("attention").params["W"]))
+        if d["attention"] == "additive":
+            m.W_q.weight.copy_(_t(get("query_proj").params["W"].T))
+            m.W_k.weight.copy_(_t(get("key_proj").params["W"].T))
+            m.v.weight.copy_(_t(get("attention").params["scale"][None, :]))
+        if d["attention"] is not None:
+            m.W_c.weight.copy_(_t(get("combine").params["W"].T))
+        m.output.weight.copy_(_t(get("output").params["W"].T))
+        m.output.bias.copy_(_t(get("output").params["b"]))
+    return m
+
+
+def torch_grads_as_graph(model, m):
+    """The anchor's gradients under the names and layouts of the graph's parameters."""
+    from lstmkit.seq2seq import graph
+    d = graph.describe(model)
+    T = lambda p: p.grad.detach().numpy()
+    g = {"src_embedding/embeddings": T(m.src_embedding.weight), "tgt_embedding/embeddings": T(m.tgt_embedding.weight),
+         "output/W": T(m.output.weight).T, "output/b": T(m.output.bias)}
+
+    def rnn(prefix, trnn, suffix, layer):
+        g[f"{prefix}/W_x"] = T(getattr(trnn, f"weight_ih_{suffix}")).T
+        g[f"{prefix}/W_h"] = T(getattr(trnn, f"weight_hh_{suffix}")).T
+        g[f"{prefix}/b_x"] = T(getattr(trnn, f"bias_ih_{suffix}"))
+        if "b_h" in layer.params:
+            g[f"{prefix}/b_h"] = T(getattr(trnn, f"bias_hh_{suffix}"))
+    for i in range(d["layers"]):
+        layer = model.get_layer(f"encoder{i}")
+        if d["bidirectional"]:
+            rnn(f"encoder{i}/forward", m.encoder, f"l{i}", layer.forward_layer)
+            rnn(f"encoder{i}/backward", m.encoder, f"l{i}_reverse", layer.backward_layer)
+        else:
+            rnn(f"encoder{i}", m.encoder, f"l{i}", layer)
+        rnn(f"decoder{i}", m.decoder, f"l{i}", model.get_layer(f"decoder{i}"))
+    if d["attention"] == "general":
+        g["attention/W"] = T(m.W_a.weight)
+    if d["attention"] == "additive":
+        g["query_proj/W"], g["key_proj/W"] = T(m.W_q.weight).T, T(m.W_k.weight).T
+        g["attention/scale"] = T(m.v.weight)[0]
+    if d["attention"] is not None:
+        g["combine/W"] = T(m.W_c.weight).T
+    return g
 
 
 # ---- training step and decoding --------------------------------------------------------------------
@@ -305,9 +376,12 @@ def train_on_run(run, epochs=None, seed=None, out=None, log=print):
                                      st["layers"], st["cell"], st["bidirectional"], st["attention"],
                                      st["input_feeding"], st["dropout"], seed)
     torch.manual_seed(seed)
-    m = from_lstmkit(lk_model)
+    from lstmkit.seq2seq import graph
+    m = from_graph(lk_model) if graph.is_graph(lk_model) else from_lstmkit(lk_model)
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=st["learning_rate"], eps=1e-7)
-    rng = np.random.default_rng(seed)                       # the same batches as lstmkit's fit
+    # batches of similar length (seq2seq/training.make_batches); lstmkit's Model.fit draws plain
+    # shuffled batches, so the two see the same data and epochs in different batches
+    rng = np.random.default_rng(seed)
     hist = {"loss": [], "val_loss": [], "tokens_per_s": []}
     t_start = time.time()
     for epoch in range(epochs):

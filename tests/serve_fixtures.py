@@ -64,7 +64,7 @@ def _classify_run(folder, seed=0):
 
 
 def _translate_run(folder, seed=0):
-    from lstmkit.seq2seq import Seq2Seq
+    from lstmkit.seq2seq import graph
     src, tgt = [], []
     with open(PAIRS, encoding="utf-8") as f:
         for line in f:
@@ -74,8 +74,8 @@ def _translate_run(folder, seed=0):
     os.makedirs(os.path.join(folder, "splits"), exist_ok=True)
     src_codec = subwords.fit_codec("word", src)
     tgt_codec = subwords.fit_codec("word", tgt)
-    model = Seq2Seq(src_codec.vocab_size, tgt_codec.vocab_size, embed_dim=8, units=12, layers=1,
-                    bidirectional=True, attention="general", dropout=0.0, seed=seed)
+    model = graph.build(src_codec.vocab_size, tgt_codec.vocab_size, embed_dim=8, units=12, layers=1,
+                        bidirectional=True, attention="general", dropout=0.0, seed=seed)
     meta = {"app": "translate", "source": "fixture", "src_lang": "de", "tgt_lang": "en", "tokens": "word",
             "src_tokenizer": src_codec.save(folder, "src"), "tgt_tokenizer": tgt_codec.save(folder, "tgt"),
             "max_len": 50, "beam": 3, "alpha": 0.6, "seed": seed}

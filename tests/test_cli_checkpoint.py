@@ -35,6 +35,9 @@ CASES = {
                             "--embed-dim", 8, "--lr", 0.03, "--batch-size", 16], "model.safetensors"),
     "generate": lambda d: (["generate", "train", _text(d), "--seq-len", 16, "--units", 16, "--embed-dim", 8,
                             "--samples", 1, "--length", 20, "--dropout", 0.1, "--no-baseline"], "model.safetensors"),
+    "translate": lambda d: (["translate", "train", REPO / "tests" / "data" / "pairs_de_en.tsv", "--tokens", "word",
+                             "--embed-dim", 8, "--units", 8, "--batch-size", 32, "--dropout", 0.1, "--beam", 1,
+                             "--eval-limit", 5], "model.safetensors"),
 }
 
 
@@ -71,7 +74,7 @@ def test_resume_needs_a_checkpoint_dir_and_every_training_command_has_the_option
     r = run_cli("classify", "train", make_csv(tmp_path / "d.csv", n=20), "--resume", "--quiet")
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert r.returncode != 0 and len(lines) == 1 and "--resume needs --checkpoint-dir" in lines[0], r.stderr
-    for command in ("classify", "generate", "forecast", "caption"):
+    for command in ("classify", "generate", "forecast", "caption", "translate"):
         r = run_cli(command, "train", "--help")
         assert r.returncode == 0 and all(o in r.stdout for o in ("--checkpoint-dir", "--checkpoint-every",
                                                                  "--resume", "--keep-checkpoints")), command

@@ -4,7 +4,8 @@ sentences, or the user's own TSV/CSV -- and scored with BLEU and chrF
 (sacrebleu) beside a copy-the-source baseline.
 
 A run folder holds:
-  model.safetensors        the Seq2Seq (config + weights, lstmkit's format)
+  model.safetensors        the lk.Model of seq2seq/graph.py (Seq2Seq with input feeding):
+                           config + weights, lstmkit's format
   meta.json                app, settings, the tokenizers' files, data source
   src.spm.model, tgt.spm.model   (or src/tgt.vocab.json): the tokenizers
   splits/train.tsv, val.tsv, test.tsv   the pairs of each split (source<TAB>target)
@@ -21,6 +22,7 @@ import time
 import numpy as np
 
 from .. import plotting
+from ..callbacks import Callback
 from ..data import parallel, subwords
 from ..data.errors import DataError
 from ..io import write_json, write_text
@@ -60,10 +62,59 @@ def _encode(codec, texts, eos=False):
 def build_model(src_vocab, tgt_vocab, embed_dim=256, units=256, layers=1, cell="lstm",
                 bidirectional=False, attention="general", input_feeding=False, dropout=0.2, seed=0,
                 engine="auto"):
+    """The functional lk.Model of seq2seq/graph.py; with input feeding (a recurrence
+    through attention that a graph cannot express) the Seq2Seq container."""
+    attention = None if attention == "none" else attention
+    if not input_feeding:
+        from ..seq2seq import graph
+        return graph.build(src_vocab, tgt_vocab, embed_dim, units, layers, cell, bidirectional, attention,
+                           dropout, seed, engine)
     from ..seq2seq import Seq2Seq
     return Seq2Seq(src_vocab, tgt_vocab, embed_dim=embed_dim, units=units, layers=layers, cell=cell,
-                   bidirectional=bidirectional, attention=None if attention == "none" else attention,
-                   input_feeding=input_feeding, dropout=dropout, seed=seed, engine=engine, name="seq2seq")
+                   bidirectional=bidirectional, attention=attention, input_feeding=input_feeding,
+                   dropout=dropout, seed=seed, engine=engine, name="seq2seq")
+
+
+class EpochClock(Callback):
+    """Seconds per epoch (for target tokens per second), as a fit callback."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._t0)
+
+
+def fit_graph(model, data, epochs, batch_size, learning_rate, clipnorm, label_smoothing, patience, seed,
+              verbose, log, checkpoint=None):
+    """Model.fit on padded arrays (seq2seq/graph.arrays): the sparse cross-entropy over
+    the real target tokens, Adam with clipping, early stopping on the validation loss
+    (best weights kept). Returns the history as seq2seq.training.fit gives it."""
+    import lstmkit as lk
+    from ..seq2seq import graph
+    from .common import early_stopping
+    model.compile(optimizer=lk.Adam(learning_rate, clipnorm=clipnorm),
+                  loss=lk.losses.SparseCategoricalCrossentropy(label_smoothing=label_smoothing))
+    x, y_in, y = graph.arrays(*data["train"])
+    vx, vy_in, vy = graph.arrays(*data["val"])
+    clock = EpochClock()
+    h = model.fit([x, y_in], y, batch_size=batch_size, epochs=epochs, verbose=verbose, seed=seed,
+                  validation_data=([vx, vy_in], vy), callbacks=early_stopping(patience) + [clock],
+                  **(checkpoint or {})).history
+    tokens = int((y != 0).sum())
+    hist = {"loss": list(h["loss"]), "val_loss": list(h["val_loss"]),
+            "epoch_seconds": list(clock.seconds)}
+    # a resumed run times only the epochs it ran
+    hist["tokens_per_s"] = [tokens / s for s in clock.seconds]
+    if verbose:
+        for e, (l, v) in enumerate(zip(hist["loss"], hist["val_loss"])):
+            log(f"epoch {e + 1}/{epochs}: loss {l:.4f}, val_loss {v:.4f}")
+    if patience and len(hist["val_loss"]) > 1 and hist["val_loss"][-1] > min(hist["val_loss"]):
+        hist["restored_epoch"] = int(np.argmin(hist["val_loss"])) + 1
+    return hist
 
 
 def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tokens="subword",
@@ -72,9 +123,10 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
           dropout=0.2, label_smoothing=0.1, epochs=15, batch_size=64, learning_rate=0.002,
           clipnorm=5.0, patience=3, beam=5, alpha=0.6, val_fraction=0.05, test_fraction=0.05,
           samples=20, attention_maps=4, eval_limit=None, seed=0, encoding_errors="strict",
-          verbose=1, log=print):
+          verbose=1, log=print, checkpoint=None):
+    """checkpoint: fit's checkpoint_dir / checkpoint_every / keep_checkpoints / resume; the
+    tokenizers are kept in checkpoint_dir/tokenizers so that a resumed run uses its first start's."""
     import lstmkit as lk
-    from ..seq2seq import training
     t_start = time.time()
     pairs = load_pairs(path, ding, src_col, tgt_col, header, encoding_errors=encoding_errors, log=log)
     log(f"{len(pairs)} sentence pairs from {pairs.source}")
@@ -89,8 +141,24 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
     for name, part in splits.items():
         parallel.write_split(os.path.join(out_dir, "splits", f"{name}.tsv"), part)
     tr = splits["train"]
-    src_codec = subwords.fit_codec(tokens, tr.src, src_vocab, seed=seed)
-    tgt_codec = subwords.fit_codec(tokens, tr.tgt, tgt_vocab, seed=seed)
+    if checkpoint and input_feeding:
+        raise DataError("checkpoints come with Model.fit, which trains the model without input feeding; "
+                        "leave out --input-feeding or the checkpoint options")
+    # with checkpoints the tokenizers are kept beside them too: a resumed run (whatever its --out)
+    # encodes with the very tokenizers its weights were trained with
+    tok_dir = os.path.join(checkpoint["checkpoint_dir"], "tokenizers") if checkpoint else None
+    tok_file = tok_dir and os.path.join(tok_dir, "tokenizers.json")
+    if checkpoint and checkpoint.get("resume") and os.path.exists(tok_file):
+        with open(tok_file, encoding="utf-8") as f:
+            specs = json.load(f)
+        src_codec = subwords.load_codec(tok_dir, specs["src"])
+        tgt_codec = subwords.load_codec(tok_dir, specs["tgt"])
+    else:
+        src_codec = subwords.fit_codec(tokens, tr.src, src_vocab, seed=seed)
+        tgt_codec = subwords.fit_codec(tokens, tr.tgt, tgt_vocab, seed=seed)
+        if tok_dir:
+            os.makedirs(tok_dir, exist_ok=True)
+            write_json(tok_file, {"src": src_codec.save(tok_dir, "src"), "tgt": tgt_codec.save(tok_dir, "tgt")})
     log(f"tokens: {tokens}; vocabulary {src_codec.vocab_size} ({pairs.src_lang}) and "
         f"{tgt_codec.vocab_size} ({pairs.tgt_lang})")
     data = {}
@@ -119,19 +187,25 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
     write_json(os.path.join(out_dir, "meta.json"), meta)
     model = build_model(src_codec.vocab_size, tgt_codec.vocab_size, embed_dim, units, layers, cell,
                         bidirectional, attention, input_feeding, dropout, seed)
-    optimizer = lk.Adam(learning_rate, clipnorm=clipnorm)
-    hist = training.fit(model, data["train"], data["val"], optimizer, epochs, batch_size, label_smoothing,
-                        patience, seed, verbose, log)
+    if input_feeding:
+        from ..seq2seq import training
+        hist = training.fit(model, data["train"], data["val"], lk.Adam(learning_rate, clipnorm=clipnorm),
+                            epochs, batch_size, label_smoothing, patience, seed, verbose, log)
+    else:
+        hist = fit_graph(model, data, epochs, batch_size, learning_rate, clipnorm, label_smoothing, patience,
+                         seed, verbose, log, checkpoint)
     model_path = save_bundle(model, meta, out_dir)
-    plotting.history({"loss": hist["train_nll"], "val_loss": hist["val_loss"]},
+    what = "smoothed " if label_smoothing else ""
+    plotting.history({"loss": hist["loss"], "val_loss": hist["val_loss"]},
                      os.path.join(out_dir, "history.png"),
-                     f"translation {pairs.src_lang}->{pairs.tgt_lang}: cross-entropy per target token")
+                     f"translation {pairs.src_lang}->{pairs.tgt_lang}: {what}cross-entropy per target token")
     metrics = {"app": APP, "command": "train", "source": pairs.source, "pairs": len(pairs),
                "splits": {k: len(v) for k, v in splits.items()}, "train_pairs_used": len(data["train"][0]),
                "src_vocab": src_codec.vocab_size, "tgt_vocab": tgt_codec.vocab_size,
                "history": hist, "epochs_run": len(hist["loss"]),
                "val_loss": float(min(hist["val_loss"])), "train_seconds": time.time() - t_start,
-               "tokens_per_s": float(np.median(hist["tokens_per_s"])), "model": model_path,
+               "tokens_per_s": float(np.median(hist["tokens_per_s"])) if hist["tokens_per_s"] else None,
+               "model": model_path,
                "settings": meta["settings"], "seed": seed}
     ev = evaluate_run(model, src_codec, tgt_codec, splits["test"], out_dir, beam, alpha, samples,
                       attention_maps, eval_limit, log)
@@ -182,7 +256,8 @@ def evaluate_run(model, src_codec, tgt_codec, test, out_dir, beam=5, alpha=0.6, 
 def attention_pictures(model, src_codec, tgt_codec, sentences, folder):
     """A heat map per sentence (greedy decoding): source tokens across, output tokens down."""
     from ..seq2seq import search
-    if model.attention is None or not sentences:
+    from ..seq2seq.graph import decoder_for
+    if decoder_for(model).attention is None or not sentences:
         return []
     ids = _encode(src_codec, sentences)
     outs, maps = search.translate_ids(model, ids, beam=1, return_attention=True)

@@ -9,7 +9,7 @@ import sys
 
 from ..apps import translate as app
 from ..data.errors import DataError
-from .common import Formatter, add_common, fraction, positive_float, positive_int, say, verbose
+from .common import Formatter, add_checkpoint, add_common, checkpoint_args, fraction, positive_float, positive_int, say, verbose
 
 
 def _decode_options(p, defaults=True):
@@ -61,7 +61,9 @@ def register(sub):
                    help="score: Luong general/dot, Bahdanau additive")
     t.add_argument("--no-attention", dest="attention", action="store_const", const="none",
                    help="the plain encoder-decoder: the final state is all the decoder sees")
-    t.add_argument("--input-feeding", action="store_true", help="feed the attentional state to the next step")
+    t.add_argument("--input-feeding", action="store_true",
+                   help="feed the attentional state to the next step (the Seq2Seq container with its own "
+                        "training loop; the default model is an lk.Model trained by Model.fit)")
     t.add_argument("--dropout", type=float, default=0.3, help="dropout rate")
     t.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing of the loss")
     t.add_argument("--epochs", type=positive_int, default=10, help="training epochs")
@@ -76,6 +78,7 @@ def register(sub):
     t.add_argument("--eval-limit", type=positive_int, default=None, help="score only the first N test pairs")
     _decode_options(t)
     add_common(t)
+    add_checkpoint(t)
     t.set_defaults(func=run_train)
 
     e = acts.add_parser("eval", help="BLEU and chrF of a trained model", formatter_class=Formatter,
@@ -115,7 +118,7 @@ def run_train(a):
                        epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, clipnorm=a.clipnorm,
                        patience=a.patience, beam=a.beam, alpha=a.alpha, val_fraction=a.val_fraction,
                        test_fraction=a.test_fraction, eval_limit=a.eval_limit, seed=a.seed,
-                       verbose=verbose(a), log=say)
+                       verbose=verbose(a), log=say, checkpoint=checkpoint_args(a))
     say(f"outputs in {out}")
 
 

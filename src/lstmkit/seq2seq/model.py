@@ -313,6 +313,7 @@ class Seq2Seq(Container):
             x, weights, _ = self.attention.attend(x[:, None], enc.keys, enc.memory, enc.mask)
             x, weights = x[:, 0], weights[:, 0]
         logits = self.output_layer.forward(x)                                        # (N, V)
+        logits[:, [PAD, BOS]] = -np.inf               # never a target, so never written
         return logits, weights, (new_states, x if self.input_feeding else None)
 
     # ---- config --------------------------------------------------------------------------------

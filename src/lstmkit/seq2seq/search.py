@@ -157,9 +157,11 @@ def _hypotheses(tokens, scores, normed, lengths, finished, attn):
 
 def translate_ids(model, src_seqs, beam=5, alpha=0.6, batch_size=32, max_len=None, return_attention=False):
     """Lists of source ids -> lists of output ids, in the given order (batched by length)."""
+    from .graph import decoder_for
+    from .training import pad
+    model = decoder_for(model)                # an lk.Model runs through its step decoder
     order = sorted(range(len(src_seqs)), key=lambda i: len(src_seqs[i]))
     out, maps = [None] * len(src_seqs), [None] * len(src_seqs)
-    from .training import pad
     for k in range(0, len(order), batch_size):
         idx = order[k:k + batch_size]
         src = pad([src_seqs[i] for i in idx])

@@ -224,14 +224,17 @@ class SequentialRun(LoadedRun):
 
 
 class TranslateRun(LoadedRun):
-    """A translate run: the Seq2Seq and its two tokenizers; the Gates page looks
+    """A translate run: its model's step decoder (seq2seq/graph.py's GraphDecoder for an
+    lk.Model, or a Seq2Seq container) and its two tokenizers; the Gates page looks
     at the encoder's layers over the source sentence."""
     app = "translate"
 
     def __init__(self, info):
         super().__init__(info)
         from ..apps.translate import load_run
-        self.model, self.src, self.tgt, self.meta = load_run(info.folder)
+        from ..seq2seq.graph import decoder_for
+        model, self.src, self.tgt, self.meta = load_run(info.folder)
+        self.model = decoder_for(model)
         m = self.model
         self._probes = []
         for k, enc in enumerate(m.encoder):
@@ -246,6 +249,7 @@ class TranslateRun(LoadedRun):
             x = self.model.src_embedding.forward(np.asarray([ids], np.int64))  # (1, S, E)
             for layer in self.model.encoder[:k]:
                 x = layer.forward(x, training=False)                            # (1, S, H)
+                x = x[0] if isinstance(x, list) else x                          # [sequence, states...]
             return x
         return inputs
 
