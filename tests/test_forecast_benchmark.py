@@ -17,9 +17,17 @@ def test_benchmark_writes_its_tables(tmp_path, capsys):
     assert set(r["baselines"]) == {"last value", "seasonal naive (4)", "seasonal anomaly (4)", "ETS", "SARIMA"}
     for cell in ("lstm", "gru"):
         net = r["networks"][cell]
-        assert len(net["h1"]) == 2 and len(net["direct"]) == 2 and len(net["selection"]) == 20 + 3
-        assert net["config"]["mode"] in ("relative", "seasonal", "level")
-    assert len(r["networks"]["lstm"]["intervals"]) == 2
+        assert len(net["h1"]) == 2 and len(net["direct"]) == 2
+        assert net["config"]["mode"] in ("relative", "mean", "seasonal", "level")
+    assert len(r["networks"]["gru"]["selection"]) == 20 + 3
+    # the LSTM also tries a longer window (and the window mean, unless stage 1 chose seasonal differences),
+    # then 8/16/32/64 units x dropout 0/0.2
+    lstm = r["networks"]["lstm"]
+    stage = [row["stage"] for row in lstm["selection"]]
+    assert stage.count(1) == 20 and stage.count(2) == 7 and stage.count("1b") in (1, 2)
+    assert any(row["window"] == 32 for row in lstm["selection"])
+    assert len(lstm["intervals"]) == 2 and len(lstm["intervals_calibrated"]) == 2
+    assert all(len(c["margin"]) == 4 for c in lstm["intervals_calibrated"])
     md = (tmp_path / "results.md").read_text()
     assert "| unemp |" in md and "### Does the LSTM match" in md and "SARIMA(" in md
     assert (tmp_path / "unemp.png").read_bytes()[:4] == b"\x89PNG"
@@ -28,3 +36,9 @@ def test_benchmark_writes_its_tables(tmp_path, capsys):
     joined = json.loads((tmp_path / "all" / "results.json").read_text())
     assert list(joined["series"]) == ["unemp"] and joined["series"]["unemp"] == r
     assert (tmp_path / "all" / "results.md").read_text() == md
+    # and runs over different cells of one series
+    bench.main(["--series", "unemp", "--cells", "gru", "--seeds", "1", "--folds", "1", "--epochs", "1",
+                "--patience", "1", "--out", str(tmp_path / "gru")])
+    bench.main(["--combine", str(tmp_path), str(tmp_path / "gru"), "--out", str(tmp_path / "mixed")])
+    mixed = json.loads((tmp_path / "mixed" / "results.json").read_text())["series"]["unemp"]["networks"]
+    assert len(mixed["lstm"]["h1"]) == 2 and len(mixed["gru"]["h1"]) == 1

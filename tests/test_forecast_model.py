@@ -30,7 +30,7 @@ class Constant:
 @pytest.mark.parametrize("deseason", [False, True])
 def test_targets_map_back_to_the_actual_values(mode, deseason):
     v = series()
-    frame = fm.Frame(v, 1, 72, Calendar(len(v), S, None), mode, deseason)
+    frame = fm.Frame(v, 1, 72, Calendar(len(v), S, None), mode, deseason, window=10)
     origins = np.arange(frame.lookback(10) - 1, 90)
     y = frame.direct_targets(origins, 4)                                     # (M, 4) in the network's units
     assert np.allclose(frame.target_units(y, origins), frame.actual(origins, 4))
@@ -41,6 +41,8 @@ def test_targets_map_back_to_the_actual_values(mode, deseason):
     assert x.shape == (len(origins), 10, 2 + 2)                              # 2 columns + season sin, cos
     if mode == "relative":
         assert np.allclose(x[:, -1, :2], 0)                                  # windows end at 0
+    if mode == "mean":
+        assert np.allclose(x[:, :, :2].mean(axis=1), 0)                      # windows average 0
 
 
 def test_lookback_and_training_origins():
@@ -52,6 +54,8 @@ def test_lookback_and_training_origins():
     assert fm.training_origins("recursive", 10, 3, 72)[-1] == 70
     with pytest.raises(ValueError, match="needs a season length"):
         fm.Frame(v, 0, 72, Calendar(len(v), None, None), "seasonal")
+    with pytest.raises(ValueError, match="needs the window length"):
+        fm.Frame(v, 0, 72, Calendar(len(v), None, None), "mean")
 
 
 def test_recursive_roll_with_a_model_that_predicts_no_change():
@@ -67,6 +71,13 @@ def test_recursive_roll_with_a_model_that_predicts_no_change():
     out = fm.forecast_recursive(Constant(1), sea, origins, 8, 15)           # past one season: rolled values
     h = np.arange(1, 16)
     assert np.allclose(out, v[origins[:, None] + h - S * ((h - 1) // S + 1), 0])
+    mean = fm.Frame(v, 0, 72, cal, "mean", window=8)                        # zero: the window's mean, rolled
+    out = fm.forecast_recursive(Constant(1), mean, origins, 8, 3)
+    rows = list(v[origins[:, None] - 7 + np.arange(8), 0].T)
+    for k in range(3):
+        rows.append(np.mean(rows[-8:], axis=0))
+        assert np.allclose(out[:, k], rows[-1])
+    assert np.allclose(fm.forecast_direct(Constant(1), mean, origins, 8), out[:, :1])
     lev = fm.Frame(v, 0, 72, cal, "level")
     assert np.allclose(fm.forecast_recursive(Constant(1), lev, origins, 8, 3), v[:72, 0].mean())
     # the direct path agrees with the roll for one step
@@ -101,3 +112,32 @@ def test_short_trainings_learn(kind):
         assert fm.forecast_direct(model, frame, origins, 12).shape == (30, 3)
     else:
         assert fm.forecast_recursive(model, frame, origins, 12, 3).shape == (30, 3)
+
+
+def test_conformal_margin():
+    """Scores are the distances outside the interval; the margin is the
+    ceil((n + 1) level)-th smallest, per horizon step."""
+    lo, hi = np.zeros((9, 2)), np.ones((9, 2))
+    y = np.stack([np.arange(9) / 4.0 - 0.5, np.full(9, 0.5)], axis=1)          # step 1: scores -0.5..1; step 2 inside
+    m = fm.conformal_margin(lo, hi, y, 0.8)                                  # k = ceil(10 * 0.8) = 8
+    s1 = np.sort(np.maximum(lo[:, 0] - y[:, 0], y[:, 0] - hi[:, 0]))
+    assert np.isclose(m[0], s1[7]) and np.isclose(m[1], -0.5)              # inside everywhere: narrows by 0.5
+    assert np.isclose(fm.conformal_margin(lo, hi, y, 0.99)[0], s1[-1])       # too few windows: the largest
+    # widened by the margin, the calibration values are covered at least at the level
+    inside = (y >= lo - m) & (y <= hi + m)
+    assert inside.mean(axis=0).min() >= 0.8
+    with pytest.raises(ValueError, match="at least one"):
+        fm.conformal_margin(lo[:0], hi[:0], y[:0], 0.9)
+
+
+def test_calibration_windows_are_the_validation_windows():
+    """fit hands back the origins of its validation windows (the last ones before the test period)."""
+    v = series(n=160, F=1)
+    frame = fm.Frame(v, 0, 128, Calendar(160, S, None), "mean", window=12)
+    model, _, info = fm.fit(frame, "quantiles", "lstm", 4, 12, 2, 128, epochs=2, seed=0,
+                            quantiles=[0.05, 0.5, 0.95], val_windows=20)
+    vo = info["validation_origins"]
+    assert len(vo) == 20 and vo[-1] + 2 == 127 and np.all(np.diff(vo) == 1)
+    q = fm.forecast_quantiles(model, frame, vo, 12, 3)
+    m = fm.conformal_margin(q[..., 0], q[..., 2], frame.actual(vo, 2), 0.9)
+    assert m.shape == (2,) and np.all(np.isfinite(m))

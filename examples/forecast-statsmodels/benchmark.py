@@ -16,17 +16,23 @@ For each series (the last 20 % is the test period):
      the block (early stopping on the block) and is scored on it (RMSE, one
      step, series' units); the score is the mean over the blocks. Stage 1
      tries the inputs: window x mode (relative, seasonal, level) x
-     deseasonalised or not x calendar inputs or not, with 32 units; stage 2
-     tries 32/64 units x dropout 0/0.2 for the stage-1 winner. The lowest
-     score wins. The test period is not looked at.
+     deseasonalised or not x calendar inputs or not, with 32 units. The LSTM
+     then tries two variants of the stage-1 winner (stage 1b): a longer window
+     (twice the longest of stage 1: two years of weeks for co2) and the window
+     mean instead of the last value as the level (mode "mean"). Stage 2 tries
+     units x dropout for the winner so far: 32/64 x 0/0.2 (GRU), 8/16/32/64 x
+     0/0.2 (LSTM: small models for the short series). The lowest score wins.
+     The test period is not looked at.
   3. With that configuration, for each seed: a one-step model (horizon 1, and
      rolled forward for the recursive multi-step forecast), a direct model of
      horizon H, and (LSTM) a quantile model for 90 % intervals: each trains
      with early stopping on the last tenth of the period before the test, then
-     afresh on all of it for the epoch count early stopping chose.
+     afresh on all of it for the epoch count early stopping chose -- except
+     the quantile model, which is not refitted: its validation windows
+     calibrate its intervals (split conformal, fm.conformal_margin).
   4. Everything forecasts from every origin of the test period; RMSE and MAE
      in the series' units. Networks: mean and standard deviation over seeds,
-     and the ensemble (the mean of the seeds' forecasts).
+     and the ensemble (the mean of the seeds' forecasts: one forecaster).
 Writes results.json, results.md and one PNG per series into --out.
 """
 import argparse
@@ -60,7 +66,9 @@ SERIES = {"sunspots": {"windows": (11, 22), "horizon": 5},
 MODES = ("relative", "seasonal", "level")
 FEATURES = ((), ("season", "month"))
 INPUTS = ("window", "mode", "deseason", "features")
-STAGE2 = ((32, 0.0), (64, 0.0), (32, 0.2), (64, 0.2))                  # units, dropout
+STAGE2 = {"gru": ((32, 0.0), (64, 0.0), (32, 0.2), (64, 0.2)),          # units, dropout
+          "lstm": tuple(itertools.product((8, 16, 32, 64), (0.0, 0.2)))}
+VARIANTS = ("lstm",)                                   # cells that try stage 1b (longer window, window mean)
 CELLS = ("lstm", "gru")
 LEVEL = 0.9
 
@@ -84,7 +92,8 @@ class Bench:
         return model, info
 
     def frame(self, v, cut, cal_args, cfg):
-        return fm.Frame(v, 0, cut, Calendar(*cal_args, kinds=cfg["features"]), cfg["mode"], cfg["deseason"])
+        return fm.Frame(v, 0, cut, Calendar(*cal_args, kinds=cfg["features"]), cfg["mode"], cfg["deseason"],
+                        window=cfg["window"])
 
     def score(self, v, cut, cal_args, cell, cfg):
         """Validation RMSE (one step, in the series' units) by rolling origin:
@@ -124,7 +133,15 @@ class Bench:
                                                             "stage": 1}))
             show(rows[-1])
         first = min(rows, key=lambda r: r["validation_rmse"])
-        for units, dropout in STAGE2:
+        if cell in VARIANTS:
+            longer = {**first, "window": 2 * max(SERIES[name]["windows"])}
+            tries = [longer] + ([{**first, "mode": "mean"}] if first["mode"] in ("relative", "level") else [])
+            for cfg in tries:
+                rows.append(self.score(v, cut, cal_args, cell, {**{k: cfg[k] for k in INPUTS}, "units": 32,
+                                                                "dropout": 0.0, "stage": "1b"}))
+                show(rows[-1])
+            first = min(rows, key=lambda r: r["validation_rmse"])
+        for units, dropout in STAGE2[cell]:
             if (units, dropout) == (32, 0.0):
                 continue
             rows.append(self.score(v, cut, cal_args, cell, {**{k: first[k] for k in INPUTS}, "units": units,
@@ -179,22 +196,27 @@ class Bench:
                     preds[key].append(p)
                 if cell == "lstm" and a.intervals:
                     quant = [round((1 - LEVEL) / 2, 6), 0.5, round(1 - (1 - LEVEL) / 2, 6)]
-                    qm, _ = self.train(frame, "quantiles", cell, cfg, H, cut, seed, refit=True, quantiles=quant)
-                    qs.append(fm.forecast_quantiles(qm, frame, oH, W, 3))
+                    qm, qinfo = self.train(frame, "quantiles", cell, cfg, H, cut, seed, refit=False, quantiles=quant)
+                    vo = qinfo["validation_origins"]
+                    qv = fm.forecast_quantiles(qm, frame, vo, W, 3)
+                    margin = fm.conformal_margin(qv[..., 0], qv[..., 2], frame.actual(vo, H), LEVEL)   # (H,)
+                    qs.append((fm.forecast_quantiles(qm, frame, oH, W, 3), margin))
             for key, act in (("h1", act1), ("direct", actH), ("recursive", actH)):
                 ens = np.mean(preds[key], axis=0)
                 res[key + "_ensemble"] = {**errors(act, ens), "at_H": errors(act[:, -1], ens[:, -1])}
             if qs:
-                res["intervals"] = [coverage(actH, q[..., 0], q[..., 2]) for q in qs]
+                res["intervals"] = [coverage(actH, q[..., 0], q[..., 2]) for q, _ in qs]
+                res["intervals_calibrated"] = [{**coverage(actH, q[..., 0] - m, q[..., 2] + m), "margin": m.tolist()}
+                                               for q, m in qs]
             res["seconds"] = time.time() - t0
             out["networks"][cell] = res
             if cell == "lstm":
-                self.plot(name, dates, o1, act1, preds["h1"][0], fc1, qs, y, cut)
+                self.plot(name, dates, o1, act1, preds["h1"][0], fc1)
             seeds = ", ".join(f"{r['rmse']:.4f}" for r in res["h1"])
             log(f"  {cell}: one-step test RMSE {np.mean([r['rmse'] for r in res['h1']]):.4f} (seeds {seeds})")
         return out
 
-    def plot(self, name, dates, o1, act1, p1, fc1, qs, y, cut):
+    def plot(self, name, dates, o1, act1, p1, fc1):
         best = sorted((k for k in fc1 if k != "last value"), key=lambda k: rmse(act1, fc1[k]))[:2]
         plotting.forecast(act1[:, 0], {"LSTM (seed 0)": p1[:, 0], **{k: fc1[k][:, 0] for k in best}},
                           os.path.join(self.a.out, f"{name}.png"),
@@ -261,24 +283,32 @@ def table(results, seeds):
               f"{seeds} seeds; ensemble: the mean of the {seeds} seeds' forecasts. Multi-step MAE in results.json.",
               ""]
     lines += ["### Does the LSTM match the best classical method at horizon 1?", "",
-              "| series | LSTM (mean over seeds) | best classical | ratio | verdict |", "|---|---|---|---|---|"]
+              "| series | best classical | LSTM (mean over seeds) | ratio | verdict | LSTM ensemble "
+              f"({seeds} seeds) | ratio | verdict |", "|" + "---|" * 8]
+    verdict = lambda x, br: "beats" if x < br else ("matches" if x <= br * 1.02 else "loses")
     for name, r in results.items():
         lstm = np.mean([x["rmse"] for x in r["networks"]["lstm"]["h1"]])
         sd = np.std([x["rmse"] for x in r["networks"]["lstm"]["h1"]])
+        ens = r["networks"]["lstm"]["h1_ensemble"]["rmse"]
         best = min(r["baselines"], key=lambda k: r["baselines"][k]["h1"]["rmse"])
         br = r["baselines"][best]["h1"]["rmse"]
-        verdict = "beats" if lstm < br else ("matches" if lstm <= br * 1.02 else "loses")
-        lines.append(f"| {name} | {lstm:.4g} ± {sd:.2g} | {best} {br:.4g} | {lstm / br:.3f} | {verdict} |")
-    lines += ["", "beats: the LSTM's mean RMSE over seeds is below the best classical method's; matches: at most "
+        lines.append(f"| {name} | {best} {br:.4g} | {lstm:.4g} ± {sd:.2g} | {lstm / br:.3f} | {verdict(lstm, br)} | "
+                     f"{ens:.4g} | {ens / br:.3f} | {verdict(ens, br)} |")
+    lines += ["", "beats: the LSTM's RMSE (the mean over seeds of single models; or the ensemble, the mean of the "
+              "seeds' forecasts, which is one forecaster) is below the best classical method's; matches: at most "
               "2 % above it; loses: more than 2 % above.", ""]
     lines += ["### 90 % prediction intervals on the test period (steps 1..H)", "",
-              "| series | LSTM quantile model: coverage | width | SARIMA: coverage | width |", "|---|---|---|---|---|"]
+              "| series | LSTM quantile model: coverage | width | calibrated (conformal): coverage | width | "
+              "SARIMA: coverage | width |", "|" + "---|" * 7]
+    cov = lambda q: (f"{np.mean([x['coverage'] for x in q]):.1%} ± {np.std([x['coverage'] for x in q]):.1%} | "
+                     f"{np.mean([x['width'] for x in q]):.4g}")
     for name, r in results.items():
-        q = r["networks"]["lstm"].get("intervals")
+        q, qc = r["networks"]["lstm"].get("intervals"), r["networks"]["lstm"].get("intervals_calibrated")
         s = r["baseline_intervals"]["SARIMA"]["multi"]
         if q:
-            lines.append(f"| {name} | {np.mean([x['coverage'] for x in q]):.1%} ± {np.std([x['coverage'] for x in q]):.1%}"
-                         f" | {np.mean([x['width'] for x in q]):.4g} | {s['coverage']:.1%} | {s['width']:.4g} |")
+            lines.append(f"| {name} | {cov(q)} | {cov(qc) if qc else '- | -'} | {s['coverage']:.1%} | {s['width']:.4g} |")
+    lines += ["", "Calibrated: each quantile model's interval widened (or narrowed) per horizon step by the split "
+              "conformal margin from its validation windows, which it did not train on.", ""]
     lines += ["", "### What each series got", "",
               "| series | LSTM configuration | GRU configuration | ETS | SARIMA |", "|---|---|---|---|---|"]
     for name, r in results.items():
@@ -294,19 +324,26 @@ def table(results, seeds):
 def combine(dirs, out):
     """One table from several runs (same settings, different series)."""
     docs = [json.loads(open(os.path.join(d, "results.json"), encoding="utf-8").read()) for d in dirs]
-    pick = lambda st: {k: v for k, v in st.items() if k not in ("series", "combine")}
+    pick = lambda st: {k: v for k, v in st.items() if k not in ("series", "combine", "cells")}
     if any(pick(d["settings"]) != pick(docs[0]["settings"]) for d in docs):
         raise SystemExit(f"combine: the runs in {dirs} were made with different settings")
     results = {}
-    for d in docs:
-        results.update(d["series"])
+    for d in docs:                       # runs may hold different series, or different cells of one series
+        for name, r in d["series"].items():
+            if name in results:
+                results[name] = {**results[name], "networks": {**results[name]["networks"], **r["networks"]}}
+            else:
+                results[name] = r
     order = [n for n in SERIES if n in results]
     results = {n: results[n] for n in order}
     seeds = docs[0]["settings"]["seeds"]
+    cells = sorted({c for r in results.values() for c in r["networks"]})
     os.makedirs(out, exist_ok=True)
-    doc = {"lstmkit": docs[0]["lstmkit"], "settings": {**docs[0]["settings"], "series": ",".join(order)},
-           "seconds": sum(d["seconds"] for d in docs), "parts": [{"series": list(d["series"]), "seconds": d["seconds"]}
-                                                               for d in docs], "series": results}
+    doc = {"lstmkit": docs[0]["lstmkit"], "settings": {**docs[0]["settings"], "series": ",".join(order),
+                                                       "cells": [c for c in CELLS if c in cells]},
+           "seconds": sum(d["seconds"] for d in docs),
+           "parts": [{"series": list(d["series"]), "cells": d["settings"]["cells"], "seconds": d["seconds"]}
+                     for d in docs], "series": results}
     write_json(os.path.join(out, "results.json"), doc)
     write_text(os.path.join(out, "results.md"), table(results, seeds))
     print(table(results, seeds))
@@ -342,8 +379,8 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     b = Bench(a)
     stage1 = max(len(SERIES[n]["windows"]) for n in names) * (2 * len(MODES) - 1) * len(FEATURES)
-    per_cell = (stage1 + len(STAGE2) - 1) * a.folds + a.seeds * 2
-    total = sum(len(a.cells) * per_cell + (a.seeds if "lstm" in a.cells and a.intervals else 0) for _ in names)
+    per_cell = lambda c: (stage1 + (2 if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds + a.seeds * 2
+    total = len(names) * (sum(per_cell(c) for c in a.cells) + (a.seeds if "lstm" in a.cells and a.intervals else 0))
     results = {}
     t0 = time.time()
     with single_threaded_blas(), tqdm(total=total, desc="trainings", file=sys.stderr, unit="model") as bar:

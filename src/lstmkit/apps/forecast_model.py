@@ -6,7 +6,9 @@ o + 1 .. o + H. Inputs per step: the F standardised columns (scaled with the
 training period's mean and deviation), and the calendar features of that step
 (lstmkit.data.calendar). With mode "relative" the columns are taken relative
 to the window's last step, in units of a typical one-step change (step_scale),
-and so are the targets: a trend then looks the same at any level. With mode
+and so are the targets: a trend then looks the same at any level. Mode "mean"
+does the same relative to the window's mean (the level that DeepAR-style
+per-window scaling uses), which one noisy last value moves less. With mode
 "seasonal" the network reads and predicts seasonal differences instead,
 y_t - y_{t-s} (in units of their typical size): it forecasts the change from
 the seasonal naive forecast, as a SARIMA model with D = 1 does; a window then
@@ -24,7 +26,7 @@ from ..data.scaling import StandardScaler
 from .baselines import climatology
 from .common import recurrent_layer
 
-MODES = ("relative", "seasonal", "level")
+MODES = ("relative", "mean", "seasonal", "level")
 STRATEGIES = ("direct", "recursive")
 
 
@@ -49,9 +51,12 @@ class Frame:
     anomalies; the profile is added back to its forecasts.
     """
 
-    def __init__(self, values, t_idx, cut, calendar, mode="relative", deseason=False, state=None):
+    def __init__(self, values, t_idx, cut, calendar, mode="relative", deseason=False, state=None, window=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
+        if mode == "mean" and not window:
+            raise ValueError("mode 'mean' needs the window length (window=)")
+        self.window = window                                                   # what mode "mean" averages over
         self.values = np.asarray(values, np.float64)                          # (N, F)
         self.t_idx, self.calendar, self.mode = t_idx, calendar, mode
         if state is not None:
@@ -110,17 +115,27 @@ class Frame:
             steps = steps[:, self.lag:]
         elif self.mode == "relative":
             x = (rows - rows[:, -1:, :]) / self.dscale
+        elif self.mode == "mean":
+            x = (rows - rows[:, -self.window:].mean(axis=1, keepdims=True)) / self.dscale
         else:
             x = rows
         cal = self.calendar.features(steps.ravel()).reshape(steps.shape + (-1,))  # (M, W, K)
         return np.concatenate([x, cal], axis=-1)
 
+    def window_mean(self, origins, column=slice(None)):
+        """The mean of the network's series over the window ending at each origin: (M,) or (M, F)."""
+        steps = origins[:, None] - self.window + 1 + np.arange(self.window)   # (M, W)
+        return self.work[steps, column].mean(axis=1)
+
     def reference(self, origins, horizon, column):
         """(M, H) what the targets are taken relative to: the window's last value
-        (relative), the seasonal naive forecast from the origin (seasonal), 0 (level)."""
+        (relative), its mean (mean), the seasonal naive forecast from the origin
+        (seasonal), 0 (level)."""
         h = np.arange(1, horizon + 1)
         if self.mode == "relative":
             return np.repeat(self.work[origins, column][:, None], horizon, axis=1)
+        if self.mode == "mean":
+            return np.repeat(self.window_mean(origins, column)[:, None], horizon, axis=1)
         if self.mode == "seasonal":
             back = self.lag * ((h - 1) // self.lag + 1)                        # whole seasons back (H,)
             return self.work[origins[:, None] + h - back, column]
@@ -138,7 +153,15 @@ class Frame:
         y = self.work[origins + 1]                                             # (M, F)
         if self.mode == "level":
             return y
+        if self.mode == "mean":
+            return (y - self.window_mean(origins)) / self.dscale
         return (y - self.work[origins + 1 - self.lag]) / self.dscale
+
+    def step_reference(self, rows):
+        """What a one-step output is relative to, from the rows (M, L, F) of the windows being rolled."""
+        if self.mode == "mean":
+            return rows[:, -self.window:].mean(axis=1)                         # (M, F)
+        return rows[:, -self.lag, :]
 
     # ---- outputs back to the series' units ---------------------------------------------
     def target_units(self, out, origins, network_units=True):
@@ -180,6 +203,24 @@ def forecast_quantiles(model, frame, origins, window, n_quantiles, batch_size=25
     return frame.target_units(out, origins)
 
 
+def conformal_margin(lower, upper, actual, level):
+    """Split conformal calibration of intervals (conformalised quantile
+    regression): on calibration windows the model did not train on, the score
+    of each value is how far it lies outside its interval, max(lower - y, y -
+    upper) (negative inside); the margin of each horizon step is the
+    ceil((n + 1) level)-th smallest of its n scores (the largest, if n is too
+    small for that). [lower - margin, upper + margin] then covers a new value
+    with probability at least `level` if calibration and test windows are
+    exchangeable; a negative margin narrows intervals that were too wide.
+    lower, upper, actual (n, H) -> (H,)."""
+    score = np.maximum(lower - actual, actual - upper)                         # (n, H)
+    n = len(score)
+    if n < 1:
+        raise ValueError("conformal calibration needs at least one calibration window")
+    k = min(n, int(np.ceil((n + 1) * level)))
+    return np.sort(score, axis=0)[k - 1]                                       # (H,)
+
+
 def forecast_recursive(model, frame, origins, window, horizon, batch_size=256):
     """Roll the one-step model forward: each step's forecast of every column
     becomes the newest row of the window. Steps past the end of the series
@@ -189,7 +230,7 @@ def forecast_recursive(model, frame, origins, window, horizon, batch_size=256):
     for k in range(horizon):
         nxt = model.predict(frame.inputs(rows, steps), batch_size=batch_size)  # (M, F)
         if frame.mode != "level":
-            nxt = rows[:, -frame.lag, :] + nxt * frame.dscale                  # back to the network's series
+            nxt = frame.step_reference(rows) + nxt * frame.dscale              # back to the network's series
         out[:, k] = nxt[:, frame.t_idx]
         rows = np.concatenate([rows[:, 1:], nxt[:, None, :]], axis=1)
         steps = steps + 1
@@ -218,7 +259,10 @@ def fit(frame, kind, cell, units, window, horizon, cut, val_fraction=0.1, epochs
     validation ones included, for the best number of epochs.
     checkpoint: fit's checkpoint options (checkpoint_dir, resume, ...) for the
     first training (not the refit).
-    Returns (model, history, {"epochs": best epoch count, windows ...})."""
+    Returns (model, history, {"epochs": best epoch count, windows ...,
+    "validation_origins": the origins (array) of the validation windows}).
+    Without refit the model never trained on those windows (early stopping
+    only watched them): they can calibrate its intervals (conformal_margin)."""
     import lstmkit as lk
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}")
@@ -241,6 +285,7 @@ def fit(frame, kind, cell, units, window, horizon, cut, val_fraction=0.1, epochs
                      callbacks=stop, verbose=verbose, seed=seed, **(checkpoint or {})).history
     best = int(np.argmin(hist["val_loss"])) + 1 if patience else epochs
     info = {"epochs": best, "train_windows": len(origins) - n_val, "validation_windows": n_val,
+            "validation_origins": origins[len(origins) - n_val:],
             "validation_loss": float(min(hist["val_loss"]) if patience else hist["val_loss"][-1])}
     if refit:
         model = make()
