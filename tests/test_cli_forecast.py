@@ -158,6 +158,56 @@ def test_every_baseline_on_a_dataset(tmp_path, capsys):
     for name in ("last value", "seasonal naive (4)", "seasonal anomaly (4)", "ETS", "SARIMA"):
         assert name in m["test"] and len(m["test"][name]["per_step"]) == 2
     assert m["baselines"]["SARIMA"]["models tried"] == 36 and m["baselines"]["ETS"]["model"].startswith("ETS(")
-    assert set(m["intervals"]) == {"model", "SARIMA"}
+    assert set(m["intervals"]) == {"model", "model (uncalibrated)", "SARIMA"} and m["calibration"] == "conformal"
     assert 0.5 < m["intervals"]["SARIMA"]["coverage"] <= 1.0
     assert "best baseline" in r.out
+
+
+def test_ensemble_window_mean_and_conformal_interval(tmp_path, capsys):
+    """--ensemble 2 --mode mean with the conformal interval, and predict with both (in this process)."""
+    from lstmkit.apps import forecast_model as fm
+    from lstmkit.cli.main import main
+    import lstmkit as lk
+    csv = write_dated(tmp_path / "m.csv")
+    rc = main(["forecast", "train", str(csv), "--columns", "load", "--date-column", "month", "--season", "12",
+               "--window", "12", "--horizon", "2", "--mode", "mean", "--ensemble", "2", "--epochs", "3",
+               "--units", "4", "--baselines", "naive", "--interval", "0.8", "--out", str(tmp_path / "run"),
+               "--quiet"])
+    r = capsys.readouterr()
+    assert rc == 0, r.err
+    run = tmp_path / "run"
+    m = json.loads((run / "metrics.json").read_text())
+    meta = json.loads((run / "meta.json").read_text())
+    assert m["mode"] == "mean" and m["ensemble"] == 2 and meta["ensemble"] == 2
+    assert {"model (member 1 of 2, seed 0)", "model (member 2 of 2, seed 1)"} <= set(m["test"])
+    assert (run / "ensemble-1.safetensors").exists() and not (run / "ensemble-2.safetensors").exists()
+    # the calibrated interval is the raw one widened by the margin of each step, on both sides
+    margin = np.array(meta["conformal_margin"])
+    raw, cal = m["intervals"]["model (uncalibrated)"], m["intervals"]["model"]
+    assert margin.shape == (2,) and m["calibration"] == "conformal"
+    for h in range(2):
+        assert np.isclose(cal["per_step"][h]["width"], raw["per_step"][h]["width"] + 2 * margin[h], atol=1e-6)
+    # predict: the mean of the two networks, and the calibrated band
+    assert main(["forecast", "predict", "--model", str(run), str(csv), "--out", str(tmp_path / "p")]) == 0
+    rows = (tmp_path / "p" / "forecast.csv").read_text().splitlines()
+    assert rows[0] == "step,date,load,lower_0.1,upper_0.9" and len(rows) == 3
+    from lstmkit.apps.forecast import load_series
+    from lstmkit.data.calendar import Calendar
+    values, _, _, dates, _ = load_series(csv, columns=["load"], date_column="month")
+    frame = fm.Frame(values, 0, len(values), Calendar(len(values), 12, dates, meta["features"]), "mean",
+                     state=meta, window=12)
+    o = np.array([len(values) - 1])
+    members = [lk.load_model(str(run / "model.safetensors")), lk.load_model(str(run / "ensemble-1.safetensors"))]
+    point = np.mean([fm.forecast_direct(x, frame, o, 12)[0] for x in members], axis=0)
+    q = fm.forecast_quantiles(lk.load_model(str(run / "quantiles.safetensors")), frame, o, 12, 3)[0]
+    for h in range(2):
+        got = [float(x) for x in rows[h + 1].split(",")[2:]]
+        assert np.allclose(got, [point[h], q[h, 0] - margin[h], q[h, 2] + margin[h]], rtol=1e-5)
+    # calibration none: no margin, one interval entry for the model
+    rc = main(["forecast", "train", str(csv), "--columns", "load", "--season", "12", "--window", "12",
+               "--epochs", "2", "--units", "4", "--baselines", "naive", "--calibration", "none",
+               "--out", str(tmp_path / "raw"), "--quiet"])
+    assert rc == 0
+    m = json.loads((tmp_path / "raw" / "metrics.json").read_text())
+    assert "model (uncalibrated)" not in m["intervals"] and m["calibration"] == "none"
+    assert json.loads((tmp_path / "raw" / "meta.json").read_text())["conformal_margin"] == [0.0]

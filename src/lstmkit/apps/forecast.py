@@ -9,6 +9,13 @@ before it; the classical methods fit on the whole period before it. Scaling
 is fitted on that period only. Every method forecasts from every origin in the
 test period (the last observed step o, with cut - 1 <= o <= N - 1 - H) using
 the data up to o only.
+
+ensemble=N trains N networks (seeds seed .. seed + N - 1) and forecasts with
+the mean of their forecasts: one forecaster, less dependent on one seed's
+luck. calibration="conformal" calibrates the quantile model's interval on its
+validation windows (split conformal, forecast_model.conformal_margin): that
+model is then never refitted on them, and its interval is widened (or
+narrowed) per horizon step by the margin, which predict applies too.
 """
 import os
 
@@ -27,6 +34,12 @@ from .common import load_bundle, make_run_dir, save_bundle, to_jsonable
 MODES, STRATEGIES = fm.MODES, fm.STRATEGIES
 BASELINES = bl.NAMES
 QUANTILE_FILE = "quantiles.safetensors"
+CALIBRATIONS = ("conformal", "none")
+
+
+def ensemble_file(k):
+    """The k-th extra member (k >= 1) of an ensemble; member 0 is the run folder's model file."""
+    return f"ensemble-{k}.safetensors"
 
 
 def load_series(path=None, dataset=None, columns=None, target=None, encoding_errors="strict", date_column=None,
@@ -81,11 +94,16 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
           test_fraction=0.2, val_fraction=0.1, cell="lstm", units=32, epochs=30, batch_size=32,
           learning_rate=0.005, mode="relative", deseason=False, strategy="direct", features=FEATURES, interval=0.9,
           baselines=BASELINES, date_column=None, date_format=None, patience=0, refit=False, dropout=0.0,
-          seed=0, encoding_errors="strict", verbose=1, log=print, checkpoint=None):
+          seed=0, encoding_errors="strict", verbose=1, log=print, checkpoint=None, ensemble=1,
+          calibration="conformal"):
     if mode not in MODES:
         raise DataError(f"mode must be one of {MODES}; got {mode!r}")
     if strategy not in STRATEGIES:
         raise DataError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
+    if not (isinstance(ensemble, int) and ensemble >= 1):
+        raise DataError(f"ensemble must be a whole number of networks, 1 or more; got {ensemble!r}")
+    if calibration not in CALIBRATIONS:
+        raise DataError(f"calibration must be one of {CALIBRATIONS}; got {calibration!r}")
     if interval and not 0 < interval < 1:
         raise DataError(f"interval must be a coverage level in (0, 1), e.g. 0.9; got {interval}")
     values, names, t_idx, dates, source = load_series(path, dataset, columns, target, encoding_errors,
@@ -97,7 +115,7 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
     check_length(source, N, window + (season if mode == "seasonal" else 0), window, horizon)
     cut = chronological_split(N, test_fraction)                                # first test step
     calendar = Calendar(N, season, dates, features)
-    frame = fm.Frame(values, t_idx, cut, calendar, mode, deseason)
+    frame = fm.Frame(values, t_idx, cut, calendar, mode, deseason, window=window)
     kind = "direct" if strategy == "direct" else "recursive"
     n_train = len(fm.training_origins(kind, frame.lookback(window), horizon, cut))
     origins = test_origins(N, cut, horizon)
@@ -115,30 +133,53 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
                   epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate,
                   seed=seed, dropout=dropout, refit=refit, verbose=verbose)
     model, hist, fit_info = fm.fit(frame, kind, checkpoint=checkpoint, **common)
+    fit_info.pop("validation_origins")
+    members = [model]
+    for k in range(1, ensemble):
+        log(f"training ensemble member {k + 1} of {ensemble} (seed {seed + k}) ...")
+        members.append(fm.fit(frame, kind, **{**common, "seed": seed + k})[0])
     meta = {"app": "forecast", "columns": names, "target": names[t_idx], "window": window, "horizon": horizon,
             "season": season, "cell": cell, "strategy": strategy, "features": calendar.kinds,
             "feature_names": calendar.names, "date_column": date_column, "date_format": date_format,
-            **frame.state()}
+            "ensemble": ensemble, **frame.state()}
     quantiles = None
     if interval:
         quantiles = [round((1 - interval) / 2, 6), 0.5, round(1 - (1 - interval) / 2, 6)]
         log(f"training the quantile model ({quantiles}) for {interval:.0%} intervals ...")
-        qmodel, qhist, q_info = fm.fit(frame, "quantiles", quantiles=quantiles, **common)
+        conformal = calibration == "conformal"
+        qmodel, qhist, q_info = fm.fit(frame, "quantiles", quantiles=quantiles,
+                                       **{**common, "refit": common["refit"] and not conformal})
         meta["quantiles"] = quantiles
+        margin = np.zeros(horizon)
+        if conformal:                                # on the validation windows, which it did not train on
+            vo = q_info["validation_origins"]
+            qv = fm.forecast_quantiles(qmodel, frame, vo, window, len(quantiles))
+            margin = fm.conformal_margin(qv[..., 0], qv[..., -1], frame.actual(vo, horizon), interval)
+            log(f"conformal calibration on {len(vo)} validation windows: interval widened by "
+                f"{', '.join(f'{m:.4g}' for m in margin)} (per step)")
+        meta["conformal_margin"] = margin.tolist()
     model_path = save_bundle(model, meta, out_dir)
+    for k, member in enumerate(members[1:], 1):
+        member.save(os.path.join(out_dir, ensemble_file(k)))
     if interval:
         qmodel.save(os.path.join(out_dir, QUANTILE_FILE))
 
     actual = frame.actual(origins, horizon)                                    # (M, H)
     label = cell.upper() if cell != "rnn" else "SimpleRNN"
-    if strategy == "direct":
-        pred = fm.forecast_direct(model, frame, origins, window)
-    else:
-        pred = fm.forecast_recursive(model, frame, origins, window, horizon)
+    preds = [fm.forecast_direct(m, frame, origins, window) if strategy == "direct"
+             else fm.forecast_recursive(m, frame, origins, window, horizon) for m in members]
+    pred = np.mean(preds, axis=0)                                              # (M, H)
     report = {"model": scores(actual, pred)}
+    if ensemble > 1:
+        for k, p in enumerate(preds):
+            report[f"model (member {k + 1} of {ensemble}, seed {seed + k})"] = scores(actual, p)
     intervals = {}
     if interval:
         q = fm.forecast_quantiles(qmodel, frame, origins, window, len(quantiles))     # (M, H, 3)
+        if conformal:
+            intervals["model (uncalibrated)"] = coverage(actual, q[..., 0], q[..., 2])
+            q[..., 0] -= margin
+            q[..., 2] += margin
         intervals["model"] = coverage(actual, q[..., 0], q[..., 2])
         report["model (median of the quantile model)"] = scores(actual, q[..., 1])
     classical = bl.Baselines(values[:, t_idx], cut, season, calendar, baselines, log)
@@ -153,9 +194,12 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
     log(f"test period ({len(origins)} origins, horizon {horizon}), in the target's units, over all steps:")
     log(f"{'forecast':<40}{'RMSE':>10}{'MAE':>10}")
     for name, e in report.items():
-        log(f"{(label + ' (' + strategy + ')' if name == 'model' else name):<40}{e['rmse']:>10.4f}{e['mae']:>10.4f}")
+        who = (label + " (" + strategy + ")" if name == "model" else label + name[5:] if name.startswith("model")
+               else name)
+        log(f"{who:<40}{e['rmse']:>10.4f}{e['mae']:>10.4f}")
     for name, c in intervals.items():
-        log(f"{interval:.0%} interval of {label if name == 'model' else name}: coverage {c['coverage']:.1%}, "
+        who = label + name[5:] if name.startswith("model") else name          # "LSTM", "LSTM (uncalibrated)"
+        log(f"{interval:.0%} interval of {who}: coverage {c['coverage']:.1%}, "
             f"mean width {c['width']:.4g}")
 
     x = dates if dates is not None else np.arange(N)
@@ -170,7 +214,7 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
     plotting.history(hist, os.path.join(out_dir, "history.png"), "forecaster training (scaled MSE)")
     metrics = {"app": "forecast", "command": "train", "source": source, "target": names[t_idx], "cell": cell,
                "window": window, "horizon": horizon, "season": season, "mode": mode, "deseason": deseason,
-               "strategy": strategy,
+               "strategy": strategy, "ensemble": ensemble, "calibration": calibration if interval else None,
                "features": calendar.names, "test_origins": len(origins),
                "test_start": _when(x[cut]), "test": report, "intervals": intervals,
                "interval_level": interval, "quantiles": quantiles, "baselines": base_info,
@@ -204,22 +248,31 @@ def predict(model_path, path=None, dataset=None, out=None, horizon=None, log=pri
     if calendar.names != meta.get("feature_names", []):
         raise DataError(f"{source}: the model was trained with calendar inputs {meta.get('feature_names')} but "
                         f"this series gives {calendar.names} (dates missing, or another step between them?)")
-    frame = fm.Frame(values, t_idx, N, calendar, meta.get("mode", "relative"), state=meta)
+    frame = fm.Frame(values, t_idx, N, calendar, meta.get("mode", "relative"), state=meta, window=W)
     if N < frame.lookback(W):
         raise DataError(f"{source}: the series has {N} steps; the model reads {frame.lookback(W)} "
                         f"(windows of {W}" + (f" and a season more)" if frame.lookback(W) > W else ")"))
     origin = np.array([N - 1])
-    if strategy == "direct":
-        pred = fm.forecast_direct(model, frame, origin, W)[0]                  # (H,)
-    else:
-        pred = fm.forecast_recursive(model, frame, origin, W, H)[0]
-    band = None
     folder = os.fspath(model_path) if os.path.isdir(model_path) else os.path.dirname(os.path.abspath(model_path))
+    members = [model]
+    if meta.get("ensemble", 1) > 1:
+        import lstmkit as lk
+        for k in range(1, meta["ensemble"]):
+            path = os.path.join(folder, ensemble_file(k))
+            if not os.path.exists(path):
+                raise DataError(f"{path}: missing; the model is an ensemble of {meta['ensemble']} networks")
+            members.append(lk.load_model(path))
+    if strategy == "direct":
+        pred = np.mean([fm.forecast_direct(m, frame, origin, W)[0] for m in members], axis=0)       # (H,)
+    else:
+        pred = np.mean([fm.forecast_recursive(m, frame, origin, W, H)[0] for m in members], axis=0)
+    band = None
     qpath = os.path.join(folder, QUANTILE_FILE)
     if meta.get("quantiles") and os.path.exists(qpath):
         import lstmkit as lk
         q = fm.forecast_quantiles(lk.load_model(qpath), frame, origin, W, len(meta["quantiles"]))[0]  # (Hq, 3)
-        band = (q[:, 0], q[:, -1])
+        margin = np.asarray(meta.get("conformal_margin") or np.zeros(len(q)))  # (Hq,) from the calibration
+        band = (q[:, 0] - margin, q[:, -1] + margin)
     out_dir = make_run_dir("forecast-predict", out)
     future = None
     if dates is not None:

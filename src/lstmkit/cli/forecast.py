@@ -36,6 +36,10 @@ def register(sub):
     t.add_argument("--interval", type=_zero_or_fraction, default=0.9,
                    help="coverage of the prediction interval (a second model trained with the pinball loss); "
                         "0 for none")
+    t.add_argument("--calibration", choices=app.CALIBRATIONS, default="conformal",
+                   help="conformal: calibrate the interval on the quantile model's validation windows (split "
+                        "conformal; that model is then not refitted), so that it covers about the level asked "
+                        "for; none: the quantile model's raw interval (often too narrow)")
     t.add_argument("--baselines", type=_baselines, default=list(app.BASELINES),
                    help="classical forecasts to compare: naive (last value, seasonal naive), anomaly "
                         "(seasonal anomaly persistence), ets (Holt-Winters), sarima (order search by AICc); "
@@ -45,7 +49,7 @@ def register(sub):
                    help="last part of the training windows for validation (early stopping)")
     t.add_argument("--mode", choices=app.MODES, default="relative",
                    help="relative: windows and targets as changes from the window's last value (handles "
-                        "trends); seasonal: seasonal differences, targets as changes from the seasonal naive "
+                        "trends); mean: the same from the window's mean; seasonal: seasonal differences, targets as changes from the seasonal naive "
                         "forecast (needs --season); level: standardised values as they are")
     t.add_argument("--deseason", action="store_true",
                    help="subtract each column's seasonal profile (training-period mean of each position in the "
@@ -59,6 +63,9 @@ def register(sub):
     t.add_argument("--refit", action="store_true",
                    help="after training, train afresh on the validation windows too, for the best epoch count")
     t.add_argument("--dropout", type=_zero_or_fraction, default=0.0, help="dropout before the output layer")
+    t.add_argument("--ensemble", type=positive_int, default=1,
+                   help="train this many networks (seeds --seed, --seed + 1, ...) and forecast with the mean of "
+                        "their forecasts")
     t.add_argument("--batch-size", type=positive_int, default=32, help="windows per update")
     t.add_argument("--lr", type=positive_float, default=0.005, help="Adam learning rate")
     add_checkpoint(t)
@@ -128,7 +135,7 @@ def run_train(a):
                              baselines=a.baselines, date_column=a.date_column, date_format=a.date_format,
                              patience=a.patience, refit=a.refit, dropout=a.dropout, seed=a.seed,
                              encoding_errors=a.encoding_errors, verbose=verbose(a), log=say,
-                             checkpoint=checkpoint_args(a))
+                             checkpoint=checkpoint_args(a), ensemble=a.ensemble, calibration=a.calibration)
     t = metrics["test"]
     line = f"test_rmse: {t['model']['rmse']:.4f}"
     if metrics.get("best_baseline"):
