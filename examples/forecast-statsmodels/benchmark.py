@@ -116,11 +116,24 @@ class Bench:
             epochs.append(info["epochs"])
         return {**cfg, "validation_rmse": float(np.mean(scores)), "fold_rmse": scores, "epochs": epochs}
 
+    def cached(self, name, cell):
+        """Stage-1 scores from an earlier run's results.json (--reuse-stage1), by configuration."""
+        if not self.a.reuse_stage1:
+            return {}
+        doc = json.loads(open(self.a.reuse_stage1, encoding="utf-8").read())
+        same = ("folds", "epochs", "patience", "batch_size", "lr", "val_fraction", "test_fraction")
+        if any(doc["settings"][k] != getattr(self.a, k) for k in same):
+            raise SystemExit(f"--reuse-stage1: {self.a.reuse_stage1} was made with other settings")
+        rows = doc["series"].get(name, {}).get("networks", {}).get(cell, {}).get("selection", [])
+        return {json.dumps({k: r[k] for k in INPUTS + ("units", "dropout")}, sort_keys=True): r
+                for r in rows if r["stage"] == 1}
+
     def select(self, name, v, cut, cal_args, cell, log):
         """Stage 1: the inputs (window x mode x deseasonalising x calendar) with 32
         units and no dropout; stage 2: units x dropout for the stage-1 winner.
         Each by the lowest mean validation RMSE."""
         rows = []
+        cached = self.cached(name, cell)
         show = lambda r: log(f"    {cell} W={r['window']:<3} {r['mode']:<8} deseason={'yes' if r['deseason'] else 'no '} "
                              f"calendar={'yes' if r['features'] else 'no '} units={r['units']:<3} "
                              f"dropout={r['dropout']}: validation RMSE {r['validation_rmse']:.4f} "
@@ -128,9 +141,12 @@ class Bench:
         for W, mode, deseason, feats in itertools.product(SERIES[name]["windows"], MODES, (False, True), FEATURES):
             if deseason and mode == "seasonal":
                 continue                                 # seasonal differences leave no profile to remove
-            rows.append(self.score(v, cut, cal_args, cell, {"window": W, "mode": mode, "deseason": deseason,
-                                                            "features": list(feats), "units": 32, "dropout": 0.0,
-                                                            "stage": 1}))
+            cfg = {"window": W, "mode": mode, "deseason": deseason, "features": list(feats), "units": 32,
+                   "dropout": 0.0, "stage": 1}
+            key = json.dumps({k: cfg[k] for k in INPUTS + ("units", "dropout")}, sort_keys=True)
+            rows.append({**cached[key], "reused": True} if key in cached else self.score(v, cut, cal_args, cell, cfg))
+            if key in cached:
+                self.bar.update(self.a.folds)
             show(rows[-1])
         first = min(rows, key=lambda r: r["validation_rmse"])
         if cell in VARIANTS:
@@ -324,7 +340,7 @@ def table(results, seeds):
 def combine(dirs, out):
     """One table from several runs (same settings, different series)."""
     docs = [json.loads(open(os.path.join(d, "results.json"), encoding="utf-8").read()) for d in dirs]
-    pick = lambda st: {k: v for k, v in st.items() if k not in ("series", "combine", "cells")}
+    pick = lambda st: {k: v for k, v in st.items() if k not in ("series", "combine", "cells", "reuse_stage1")}
     if any(pick(d["settings"]) != pick(docs[0]["settings"]) for d in docs):
         raise SystemExit(f"combine: the runs in {dirs} were made with different settings")
     results = {}
@@ -364,6 +380,9 @@ def main(argv=None):
                    help="length of a validation block, as a fraction of the period before the test")
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--no-intervals", dest="intervals", action="store_false")
+    p.add_argument("--reuse-stage1", metavar="RESULTS_JSON",
+                   help="take the stage-1 validation scores (same configurations, settings and seeds) from an "
+                        "earlier run's results.json instead of training them again")
     p.add_argument("--out", default=HERE, help="where results.json, results.md and the plots go")
     p.add_argument("--combine", nargs="+", metavar="DIR",
                    help="train nothing: join the results.json of runs over parts of the series (e.g. run in "
