@@ -37,8 +37,14 @@ def test_benchmark_writes_its_tables(tmp_path, capsys):
     assert list(joined["series"]) == ["unemp"] and joined["series"]["unemp"] == r
     assert (tmp_path / "all" / "results.md").read_text() == md
     # and runs over different cells of one series
-    bench.main(["--series", "unemp", "--cells", "gru", "--seeds", "1", "--folds", "1", "--epochs", "1",
-                "--patience", "1", "--out", str(tmp_path / "gru")])
+    bench.main(["--series", "unemp", "--cells", "gru", "--seeds", "2", "--folds", "2", "--epochs", "2",
+                "--patience", "1", "--reuse-stage1", str(tmp_path / "results.json"), "--out", str(tmp_path / "gru")])
     bench.main(["--combine", str(tmp_path), str(tmp_path / "gru"), "--out", str(tmp_path / "mixed")])
     mixed = json.loads((tmp_path / "mixed" / "results.json").read_text())["series"]["unemp"]["networks"]
-    assert len(mixed["lstm"]["h1"]) == 2 and len(mixed["gru"]["h1"]) == 1
+    assert mixed["lstm"] == r["networks"]["lstm"] and len(mixed["gru"]["h1"]) == 2
+    # the stage-1 scores were taken from the first run, not trained again
+    gru = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]["networks"]["gru"]
+    first = [row for row in gru["selection"] if row["stage"] == 1]
+    assert len(first) == 20 and all(row["reused"] for row in first)
+    assert [row["validation_rmse"] for row in first] == \
+        [row["validation_rmse"] for row in r["networks"]["gru"]["selection"] if row["stage"] == 1]
