@@ -3,8 +3,10 @@
 set -e
 # yearly sunspots, one year ahead, with a 90 % interval (the default)
 lstmkit forecast train --dataset sunspots --window 22 --mode level --epochs 200 --patience 20 --refit --out runs/sunspots
-# weekly CO2 a quarter ahead, the one-step model rolled forward 13 times
-lstmkit forecast train --dataset co2 --window 26 --horizon 13 --strategy recursive --epochs 200 --patience 20 --out runs/co2
+# weekly CO2 a quarter ahead, the one-step model rolled forward 13 times; the window mean as the level,
+# an ensemble of 3 networks, the interval calibrated on the validation windows (conformal, the default)
+lstmkit forecast train --dataset co2 --window 26 --mode mean --deseason --units 64 --dropout 0.2 --horizon 13 \
+    --strategy recursive --ensemble 3 --epochs 200 --patience 20 --out runs/co2
 # monthly EU electrical equipment index: seasonal differences, half a year ahead
 lstmkit forecast train --dataset elec_equip --window 12 --mode seasonal --horizon 6 --strategy recursive \
     --epochs 200 --patience 20 --refit --out runs/elec_equip
