@@ -63,9 +63,14 @@ def sequence_model(net, w):
     for i, layer in enumerate(w["rnn"]):
         p = f"l{i}_"
         inits += rnn_initializers(net, layer, p)
-        nodes.append(_rnn_node(net, p, x, [f"{p}Y", f"{p}Yh"]))
-        nodes.append(helper.make_node("Squeeze", [f"{p}Y", "axis1"], [f"{p}seq"]))   # (T, B, H)
-        x = f"{p}seq"
+        if i == net.layers - 1:
+            # the last layer: only its final state is used, so only Y_h is asked
+            # for (an empty name skips the Y output, as lstmkit skips writing hs)
+            nodes.append(_rnn_node(net, p, x, ["", f"{p}Yh"]))
+        else:
+            nodes.append(_rnn_node(net, p, x, [f"{p}Y", f"{p}Yh"]))
+            nodes.append(helper.make_node("Squeeze", [f"{p}Y", "axis1"], [f"{p}seq"]))   # (T, B, H)
+            x = f"{p}seq"
     last = f"l{net.layers - 1}_Yh"
     nodes += [helper.make_node("Squeeze", [last, "axis0"], ["h"]),                   # (B, H)
               helper.make_node("MatMul", ["h", "Wd"], ["z0"]),

@@ -34,6 +34,8 @@ import workloads  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MEMORY_CASES = ("A-lstm-b32-train", "A-lstm-b128-train")
+WARMUP_CALLS = 2               # untimed calls before a framework's timed repeats (C: one repeat of steps)
+COLD_START = "F-cold-start"    # the cold-start (first use) measurement (cold_start.py), selected like a workload
 
 
 def _import(name):
@@ -54,10 +56,11 @@ def _err(e):
 def run_case(case, peers, args):
     repeats = args.repeats or (case.quick_repeats if args.quick else case.repeats)
     scale = 1e6 if case.unit == "us" else 1e3
-    warmup = 2 if case.kind != "step" else 1
+    warmup = WARMUP_CALLS if case.kind != "step" else case.inner   # C: one repeat's worth of steps
     entry = {"id": case.id, "workload": case.workload, "kind": case.kind, "unit": case.unit,
-             "target": case.target, "batch": case.batch, "length": case.length,
-             "net": vars(case.net), "frameworks": {}}
+             "target": case.target, "batch": case.batch, "length": case.length, "fresh": case.fresh,
+             "net": vars(case.net), "frameworks": {}, "warmup_calls": warmup, "repeats": repeats,
+             "calls_per_repeat": case.inner}
     if case.workload == "E":                        # translation: its own runners (seq2seq_bench.py)
         return run_seq2seq_case(case, entry, repeats, args)
     w = weights.make(case.net)
@@ -102,11 +105,11 @@ def run_case(case, peers, args):
                                                  else d.get("error", "")))
     if lk is not None:
         entry["engine"] = lk.engine_name(case.net.cell)
-    if case.workload == "B":
-        flops = peak.rnn_flops(case)
-        entry["flops"] = flops
-        entry["gflops"] = {k: flops / (v["median"] / scale) / 1e9
-                           for k, v in entry["frameworks"].items() if "median" in v}
+    # the work each framework does per call, counted as it does it (peak.work_flops)
+    entry["flops"] = {k: peak.work_flops(case, "lstmkit" if k == "lstmkit" else "peer")
+                      for k in entry["frameworks"]}
+    entry["gflops"] = {k: entry["flops"][k] / (v["median"] / scale) / 1e9
+                       for k, v in entry["frameworks"].items() if "median" in v}
     return report.summarize(entry)
 
 
@@ -171,6 +174,18 @@ def _git_commit():
         return None
 
 
+def _git_dirty():
+    """True when the measured checkout has uncommitted changes to tracked files."""
+    try:
+        # the result files and the tables a run regenerates do not count
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                              ":!benchmarks/results", ":!README.md", ":!benchmarks/README.md"],
+                             cwd=os.path.dirname(HERE), capture_output=True, text=True).stdout
+        return bool(out.strip())
+    except OSError:
+        return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -185,12 +200,20 @@ def main(argv=None):
     ap.add_argument("--settle", type=float, default=0.1,
                     help="with --interleave: seconds of sleep before each sample, letting other pools go idle")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for latest.json/.md")
+    ap.add_argument("--out", default=None,
+                    help="directory for latest.json/.md (default results/ for a complete run, which also "
+                         "regenerates the README tables; results/partial/ with --only or --tiny)")
+    ap.add_argument("--cold-repeats", type=int, default=None, help="cold-start repeats (default 5, --quick 3)")
     args = ap.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
-    cases = workloads.select(only)
+    cold = not only or any(COLD_START.startswith(o) for o in only)
+    only_cases = [o for o in only if not COLD_START.startswith(o)]
+    cases = workloads.select(only_cases) if (only_cases or not only) else []
     if args.tiny:
         cases = [workloads.tiny(c) for c in cases]
+    complete = not only and not args.tiny and args.repeats == 0
+    if args.out is None:
+        args.out = os.path.join(HERE, "results") if complete else os.path.join(HERE, "results", "partial")
 
     peers, errors = {}, {}
     peers["lstmkit"], errors["lstmkit"] = _import("peer_lstmkit")
@@ -208,7 +231,7 @@ def main(argv=None):
             "tiny": args.tiny, "interleave": args.interleave, "settle_s": args.settle, "threads": envsetup.THREADS, "env": ENV, "thread_info": threads,
             "python": platform.python_version(), "numpy": np.__version__,
             "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-            "git_commit": _git_commit()}
+            "git_commit": _git_commit(), "git_dirty": _git_dirty()}
     try:
         with open("/proc/cpuinfo") as f:
             meta["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
@@ -220,10 +243,13 @@ def main(argv=None):
             meta.update(peers[name].versions())
     log(f"threads: {json.dumps(threads)}")
 
-    results = {"schema": 1, "meta": meta, "cases": [], "memory": []}
-    log("sgemm peak ...")
+    results = {"schema": 2, "meta": meta, "cases": [], "memory": []}
+    log("machine limits ...")
     results["sgemm"] = peak.sgemm_gflops(256 if args.tiny else 2048, repeats=10)
-    log(f"  sgemm {results['sgemm']['gflops']:.1f} GFLOP/s")
+    results["fma"] = {"one_core": peak.fma_gflops(1), "all_threads": peak.fma_gflops(envsetup.THREADS)}
+    log(f"  sgemm {results['sgemm']['gflops']:.1f} GFLOP/s; FMA peak one core "
+        f"{results['fma']['one_core']['gflops']:.1f}, {envsetup.THREADS} threads "
+        f"{results['fma']['all_threads']['gflops']:.1f} GFLOP/s")
     for case in cases:
         log(f"{case.id} (batch {case.batch}, length {case.length})")
         results["cases"].append(run_case(case, peers, args))
@@ -233,13 +259,23 @@ def main(argv=None):
             if cid in ids:
                 log(f"memory {cid}")
                 results["memory"].append(run_memory(cid, args))
-    # the peak again at the end; the better of the two stands (a busy moment only lowers it)
+    if cold:
+        import cold_start
+        log(f"{COLD_START} (fresh processes, empty kernel cache)")
+        results["cold_start"] = cold_start.measure(
+            args.cold_repeats or (1 if args.tiny else 3 if args.quick else 5),
+            torch=peers["torch"] is not None, log=log)
+    # the peaks again at the end; the better stands (a busy moment only lowers them)
     again = peak.sgemm_gflops(256 if args.tiny else 2048, repeats=10)
     results["sgemm"]["gflops_start_end"] = [results["sgemm"]["gflops"], again["gflops"]]
     results["sgemm"]["gflops"] = max(results["sgemm"]["gflops"], again["gflops"])
+    for key, threads in (("one_core", 1), ("all_threads", envsetup.THREADS)):
+        again = peak.fma_gflops(threads)
+        if again["gflops"] > results["fma"][key]["gflops"]:
+            results["fma"][key] = again
+    limit = results["fma"]["all_threads"]["gflops"]
     for e in results["cases"]:
-        if "gflops" in e:
-            e["percent_of_sgemm_peak"] = {k: 100 * v / results["sgemm"]["gflops"] for k, v in e["gflops"].items()}
+        e["percent_of_fma_peak"] = {k: 100 * v / limit for k, v in e.get("gflops", {}).items()}
     meta["finished"] = datetime.datetime.now().isoformat(timespec="seconds")
     meta["seconds"] = round(time.time() - started, 1)
     report.write(results, args.out)
@@ -247,6 +283,9 @@ def main(argv=None):
     for n in report.notes(results):
         print(n)
     print(f"wrote {os.path.join(args.out, 'latest.json')} and latest.md in {meta['seconds']} s")
+    if complete and args.out == os.path.join(HERE, "results"):
+        for path in report.update_docs(results):
+            print(f"updated the table in {path}")
     return 0
 
 

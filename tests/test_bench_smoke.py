@@ -18,12 +18,18 @@ def test_harness_writes_valid_results(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     results = json.loads((tmp_path / "latest.json").read_text())
     ids = [c["id"] for c in results["cases"]]
-    assert ids == ["A-lstm-b32-train", "A-lstm-b32-infer", "C-lstm-step", "D-lstm-train"]
+    assert ids == ["A-lstm-b32-train", "A-lstm-b32-infer", "A-lstm-b32-infer-fresh", "C-lstm-step",
+                   "D-lstm-train"]
     for case in results["cases"]:
         assert "median" in case["frameworks"]["torch_default"], case
         assert "median" in case["frameworks"]["lstmkit"], case
         assert case["ratio"] is not None
     assert results["sgemm"]["gflops"] > 0
+    assert results["fma"]["one_core"]["gflops"] > 0 and results["fma"]["all_threads"]["threads"] == 2
+    for case in results["cases"]:                               # every case: work counted, harness recorded
+        assert case["gflops"]["lstmkit"] > 0 and case["warmup_calls"] >= 1 and case["repeats"] == 1
+        assert case["percent_of_fma_peak"]["lstmkit"] > 0
+    assert results["meta"]["git_commit"]
     mem = {m["case"]: m for m in results["memory"]}
     assert "train_peak_mb" in mem["A-lstm-b32-train"]["frameworks"]["torch"]
     md = (tmp_path / "latest.md").read_text()
@@ -78,6 +84,42 @@ def test_training_steps_agree(case_id):
     mine = peer_lstmkit.runner(case, w, x, y)[0]
     np.testing.assert_allclose(float(mine()), float(theirs()), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(float(mine()), float(theirs()), rtol=2e-3)
+
+
+def test_readme_tables_come_from_latest_json():
+    """README.md's Performance table and benchmarks/README.md's are generated
+    from benchmarks/results/latest.json (report.py): one "latest" everywhere."""
+    sys.path.insert(0, BENCH)
+    import report
+    with open(report.LATEST) as f:
+        results = json.load(f)
+    assert report.update_docs(results, check=True) == []
+
+
+def test_work_counted_as_done():
+    """lstmkit's kept folded table does no input product; a fresh one folds once."""
+    sys.path.insert(0, BENCH)
+    import peak
+    import workloads
+    cases = {c.id: c for c in workloads.CASES}
+    kept, fresh = cases["A-lstm-b32-infer"], cases["A-lstm-b32-infer-fresh"]
+    B, T, E, H, V = 32, 500, 32, 32, 10000
+    recurrent, head = 2 * B * T * H * 4 * H, 2 * B * H
+    assert peak.work_flops(kept, "lstmkit") == recurrent + head
+    assert peak.work_flops(fresh, "lstmkit") == 2 * V * E * 4 * H + recurrent + head
+    assert peak.work_flops(kept, "peer") == 2 * B * T * E * 4 * H + recurrent + head
+    train = cases["A-lstm-b32-train"]
+    assert peak.work_flops(train, "lstmkit") == peak.work_flops(train, "peer") == 3 * (
+        2 * B * T * E * 4 * H + recurrent + head)
+
+
+def test_cold_start_child_is_timed_from_process_start(tmp_path):
+    sys.path.insert(0, BENCH)
+    import cold_start
+    code = ("import time, json\nt0 = time.time()\nprint(json.dumps(dict(start=t0, end=time.time(), "
+            "import_s=0, build_s=0, fit_s=0, predict_s=0, cpu_s=0, helper_cpu_s=0, helpers=0, finite=True)))")
+    rec = cold_start.run_child(code, str(tmp_path))
+    assert 0 < rec["wall_s"] < 60 and rec["end"] >= rec["start"] and 0 <= rec["others_cpu"] <= 1
 
 
 @pytest.mark.slow

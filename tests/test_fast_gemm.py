@@ -1,33 +1,75 @@
-"""The register-tiled product over packed weights (kernels/gemm.py) == A @ W."""
+"""The register-tiled product over packed weights (kernels/gemm.py) == A @ W:
+any size (partial last panels), strided and transposed A, accumulation,
+nothing written outside C, and rows computed alike however they are split."""
 import numpy as np
 import pytest
 
-from lstmkit.kernels import gemm
+from lstmkit.kernels import gemm, threads
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("M,K,N", [(1, 1, 32), (3, 5, 32), (4, 7, 64), (9, 65, 128), (32, 64, 96),
-                                   (6, 0, 32)])
-def test_packed_dot_equals_matmul(dtype, M, K, N):
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (1, 1, 32), (3, 5, 7), (4, 7, 64), (9, 65, 128), (32, 64, 96),
+                                   (6, 0, 32), (5, 300, 33), (13, 600, 70)])
+def test_dot_equals_matmul(dtype, M, K, N):
     rng = np.random.default_rng(M * 100 + K)
     # A and C as row slices of wider arrays: rows contiguous, row stride larger than K, N
     A = rng.standard_normal((M + 2, K + 3)).astype(dtype)[1:M + 1, 2:K + 2]
     W = rng.standard_normal((K, N)).astype(dtype)
     big = np.full((M + 1, N + 40), np.nan, dtype)
     C = big[:M, 3:N + 3]
-    gemm.packed_dot(A, gemm.pack(W), C)
+    Wp = gemm.pack(W)
+    gemm.dot_rows(0, M, A, Wp, C, False)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(C, A @ W, rtol=tol, atol=tol * max(K, 1))
     assert np.isnan(big[:M, :3]).all() and np.isnan(big[:M, N + 3:]).all()   # nothing written outside C
     assert np.isnan(big[M:]).all()
+    before = C.copy()
+    gemm.dot_rows(0, M, A, Wp, C, True)                          # C += A @ W
+    np.testing.assert_allclose(C, before + A @ W, rtol=tol, atol=tol * max(K, 1))
+    At = np.asfortranarray(A)                                    # A = X.T, strided along k
+    C2 = np.empty((M, N), dtype)
+    gemm.dot_rows(0, M, At, Wp, C2, False)
+    np.testing.assert_array_equal(C2, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_alike_however_split(dtype):
+    """Each output row comes out with the same bits whether it is computed
+    in a 4-row tile or alone, in one call or in a thread's share."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((203, 700)).astype(dtype)            # 3 k blocks, a remainder of rows
+    Wp = gemm.pack(rng.standard_normal((700, 45)).astype(dtype))
+    whole = np.empty((203, 45), dtype)
+    gemm.dot_rows(0, 203, A, Wp, whole, False)
+    for lo, hi in [(0, 1), (1, 6), (6, 203), (101, 102)]:
+        part = np.empty((203, 45), dtype)
+        gemm.dot_rows(lo, hi, A, Wp, part, False)
+        np.testing.assert_array_equal(part[lo:hi], whole[lo:hi])
+    for n in (2, 3, 7):
+        split = np.empty((203, 45), dtype)
+        threads.run(gemm.dot_rows, threads.bounds(203, n, 4), A, Wp, split, False)
+        np.testing.assert_array_equal(split, whole)
 
 
 def test_pack_layout_and_errors():
-    W = np.arange(3 * 64, dtype=np.float32).reshape(3, 64)
+    W = np.arange(3 * 70, dtype=np.float32).reshape(3, 70)
     Wp = gemm.pack(W)
-    assert Wp.shape == (2, 3, 32)
+    assert Wp.shape == (3, 3, 32) and Wp.ctypes.data % 64 == 0
     np.testing.assert_array_equal(Wp[1, 2], W[2, 32:64])
-    with pytest.raises(ValueError, match="multiple of 32"):
-        gemm.pack(np.zeros((3, 40), np.float32))
+    np.testing.assert_array_equal(Wp[2, 2, :6], W[2, 64:])
+    assert not Wp[2, :, 6:].any()                                # zero padded
+    G = gemm.pack_gates(np.arange(5 * 12, dtype=np.float64).reshape(5, 12), 3)
+    assert G.shape == (3, 1, 5, 32)
+    np.testing.assert_array_equal(G[1, 0, :, :4], np.arange(60).reshape(5, 12)[:, 4:8])
     with pytest.raises(ValueError, match="do not agree"):
-        gemm.packed_dot(np.zeros((2, 4), np.float32), Wp, np.zeros((2, 64), np.float32))
+        gemm.dot_rows(0, 2, np.zeros((2, 4), np.float32), Wp, np.zeros((2, 70), np.float32), False)
+
+
+def test_bounds():
+    assert threads.bounds(10, 1) == [(0, 10)]
+    assert threads.bounds(10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert threads.bounds(10, 3, align=4) == [(0, 4), (4, 8), (8, 10)]
+    assert threads.bounds(2, 5) == [(0, 1), (1, 2)]
+    for n, parts, align in [(203, 7, 4), (5, 2, 4), (64, 4, 1)]:
+        b = threads.bounds(n, parts, align)
+        assert b[0][0] == 0 and b[-1][1] == n and all(x[1] == y[0] for x, y in zip(b, b[1:]))

@@ -109,34 +109,56 @@ def test_tanh_propagates_nan():
 
 
 @pytest.mark.parametrize("flush", [True, False])
-def test_floating_point_mode_is_restored_after_a_kernel(monkeypatch, flush):
-    from lstmkit.kernels import support
-    monkeypatch.setattr(support, "FLUSH_DENORMALS", flush)
+def test_floating_point_mode_is_restored_after_a_kernel(flush):
+    import lstmkit as lk
     case = make_case(np.float32, 2, 3, 2, 3, 4, 2)
-    hs, st, cache = fast_lstm.forward(case["x"], case["W_x"], case["W_h"], case["b_x"], case["b_h"])
-    fast_lstm.backward(case["dhs"], None, cache)
+    with lk.config(flush_denormals=flush):
+        hs, st, cache = fast_lstm.forward(case["x"], case["W_x"], case["W_h"], case["b_x"], case["b_h"])
+        fast_lstm.backward(case["dhs"], None, cache)
     # subnormal arithmetic outside the kernel still works (FTZ/DAZ did not leak)
     assert np.float32(1e-38) * np.float32(0.25) != 0
     assert np.float32(3e-39) + np.float32(0) != 0
 
 
-def test_workspace_reuses_only_arrays_nobody_holds():
-    from lstmkit.kernels import workspace
+def test_workspace_leases_and_returns_buffers():
+    import gc
+
+    import lstmkit as lk
+    from lstmkit.kernels import skeleton, workspace
+    workspace.clear()
     shape = (workspace.MIN_BYTES // 4 + 1,)
-    a = workspace.empty(shape, np.float32)
-    a_id = id(a.base)
-    b = workspace.empty(shape, np.float32)
-    assert id(b.base) != a_id                                  # a is alive: not handed out twice
-    view = a[:10]
-    del a
-    c = workspace.empty(shape, np.float32)
-    assert id(c.base) != a_id                                  # a view keeps it alive
-    del view
-    d = workspace.empty(shape, np.float32)
-    assert id(d.base) == a_id                                  # now it is free again
+    a = workspace.lease(shape, np.float32)
+    b = workspace.lease(shape, np.float32)
+    assert not np.shares_memory(a, b)                           # two leases, two buffers
+    a_base = a.base
+    workspace.release(a)
+    c = workspace.lease(shape, np.float32)
+    assert c.base is a_base                                     # given back, then reused
+    workspace.release(b, c, None, np.zeros(3))                  # others (and None) are ignored
+    assert workspace.pooled_bytes() == (2 * a.nbytes, 0)
+    with workspace.scope() as ws:
+        d = ws.empty(shape, np.float32)
+        assert workspace.pooled_bytes()[1] == d.nbytes
+    assert workspace.pooled_bytes() == (2 * a.nbytes, 0)         # the scope gave it back
+    owner = skeleton.Cache()
+    e = workspace.lease(shape, np.float32)
+    workspace.hold(owner, e)
+    del owner
+    gc.collect()
+    assert workspace.pooled_bytes()[1] == 0                     # held until its owner went
+    with lk.config(reuse_buffers=False):
+        f = workspace.lease(shape, np.float32)
+        assert f.base is None and workspace.pooled_bytes()[1] == 0
+    with lk.config(pool_max_bytes=0):
+        g = workspace.lease(shape, np.float32)
+        workspace.clear()
+        workspace.release(g)
+        assert workspace.pooled_bytes() == (0, 0)               # over the limit: let go
+    workspace.clear()
 
 
 def test_outputs_of_two_calls_do_not_share_memory():
+    from lstmkit.kernels import workspace
     case = make_case(np.float32, 8, 200, 8, 48, 4, 2)          # big enough for pooled arrays
     args = (case["x"], case["W_x"], case["W_h"], case["b_x"], case["b_h"])
     hs1, _, cache1 = fast_lstm.forward(*args)
@@ -147,27 +169,39 @@ def test_outputs_of_two_calls_do_not_share_memory():
     g2 = fast_lstm.backward(case["dhs"], None, cache2)
     assert not np.shares_memory(g1["x"], g2["x"])
     assert not np.shares_memory(hs1, hs2)
+    for a in (hs1, hs2, g1["x"], g2["x"], g1["W_h"]):          # nothing leased is handed out
+        assert id(a) not in workspace._leased and (a.base is None or id(a.base) not in workspace._leased)
 
 
-def test_two_specialisations_per_kernel():
-    # masks, missing biases, missing gradients and options are runtime flags,
-    # not new numba types: each compiled loop exists once per dtype
-    from lstmkit.kernels import KERNELS
-    from lstmkit.kernels.warmup import warm_all
-    warm_all()
+def test_specialisations_are_the_ones_each_path_needs():
+    """Masks, missing biases, missing gradients, reverse and the cell options
+    are runtime values, not new numba types: each loop has one compiled
+    version per (argument class, dtype) -- the classes being the paths
+    (fused or not, the GRU's two forms), and for inference the table's rank."""
+    from lstmkit.kernels import KERNELS, policy, skeleton
     for mod in KERNELS.values():
         for dtype in (np.float32, np.float64):
             G, S = mod.N_GATES, len(mod.STATE_NAMES)
-            c = make_case(dtype, 2, 3, 2, 3, G, S, b_x=False, b_h=False)
-            hs, st, cache = mod.forward(c["x"], c["W_x"], c["W_h"])
-            mod.backward(None, None, cache)
-            mod.step(c["x"][:, 0], st, c["W_x"], c["W_h"])
-            # transposed weights (torch's weight_hh.T) and a strided state
-            mod.step(c["x"][:, 0], tuple(np.asfortranarray(s) for s in st),
-                     np.asfortranarray(c["W_x"]), np.asfortranarray(c["W_h"]))
-        for name in ("_forward_rows", "_backward_rows", "_step_into", "_step_new"):
-            n = len(getattr(mod, name).signatures)
-            assert n <= 2, f"{mod.__name__}.{name} has {n} specialisations"
+            for fuse in (True, False):
+                for kw in (dict(b_x=False, b_h=False), dict()):
+                    c = make_case(dtype, 2, 3, 2, 3, G, S, **kw)
+                    with policy.forced(fuse_input=fuse):
+                        hs, st, cache = mod.forward(c["x"], c["W_x"], c["W_h"], c["b_x"], c["b_h"],
+                                                    mask=mask_with_padding(2, 3), reverse=fuse)
+                        mod.backward(None if fuse else c["dhs"], None, cache)
+                        mod.forward(c["x"], c["W_x"], c["W_h"], c["b_x"], c["b_h"], need_cache=False)
+                    table = mod.project_table(c["x"][0], c["W_x"])
+                    mod.forward_lookup(np.zeros((2, 3), np.int64), table, c["W_h"], need_outputs=False)
+    for loop in (skeleton.forward_rows, skeleton.backward_rows, skeleton.infer_rows):
+        keys = []
+        for sig in loop.signatures:
+            a = sig[2]                                          # (lo, hi, a)
+            table = a.types[a.fields.index("table")] if "table" in a.fields else None
+            keys.append((a.instance_class, a.types[0].types[a.types[0].fields.index("carry")].dtype,
+                         None if table is None else table.ndim))
+        assert len(keys) == len(set(keys)), f"{loop.__name__}: more than one version of a path: {keys}"
+    classes = {k[0].__name__.split("_", 1)[1] for k in keys}      # lstm_Infer -> Infer (skeleton.name_types)
+    assert {"Infer", "InferResetBefore"} & classes
 
 
 def test_aligned_zeros():

@@ -11,6 +11,15 @@ from lstmkit.data.calendar import Calendar
 S = 12
 
 
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """As the CLI: statsmodels' small fits on one BLAS thread (the library
+    itself changes no BLAS setting; apps/baselines.py says why this matters)."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def seasonal_series(n=120, trend=0.0, noise=0.0, seed=0):
     t = np.arange(n)
     pattern = np.array([3, 5, 9, 12, 14, 13, 10, 6, 2, 0, -1, 1], float)

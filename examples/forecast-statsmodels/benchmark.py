@@ -43,6 +43,7 @@ import sys
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 import lstmkit
@@ -54,7 +55,6 @@ from lstmkit.data.calendar import Calendar
 from lstmkit.data.series import DATASETS, SEASONS, load_dataset
 from lstmkit.data.windows import chronological_split
 from lstmkit.io import write_json, write_text
-from lstmkit.kernels.blas_threads import single_threaded_blas
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # windows tried, and the multi-step horizon reported, per series
@@ -402,7 +402,9 @@ def main(argv=None):
     total = len(names) * (sum(per_cell(c) for c in a.cells) + (a.seeds if "lstm" in a.cells and a.intervals else 0))
     results = {}
     t0 = time.time()
-    with single_threaded_blas(), tqdm(total=total, desc="trainings", file=sys.stderr, unit="model") as bar:
+    # one BLAS thread for the whole script (as the CLI): small matrices, a shared machine
+    with threadpool_limits(limits=1, user_api="blas"), \
+            tqdm(total=total, desc="trainings", file=sys.stderr, unit="model") as bar:
         b.bar = bar
         log = lambda m: tqdm.write(m, file=sys.stderr)
         for name in names:

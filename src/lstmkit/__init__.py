@@ -13,6 +13,7 @@ or, functionally (several inputs and outputs, shared layers, attention):
 """
 __version__ = "0.1.0"
 
+from .settings import config
 from . import callbacks, datasets, gradcheck, initializers, losses, metrics, optimizers, schedules
 from .layers import (Layer, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Embedding, Dense, Dropout,
                      Flatten, Input, InputLayer, Concatenate, Add, Subtract, Average, Multiply, Dot,

@@ -29,7 +29,6 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..data.errors import DataError
-from ..kernels.blas_threads import single_threaded_blas
 
 ARMA_ORDERS = (0, 1, 2)              # p and q of the SARIMA search
 MAX_SEASONAL_ARIMA = 24              # longer seasons: Fourier terms instead of seasonal ARIMA
@@ -92,9 +91,12 @@ def seasonal_anomaly(y, cut, origins, H, season, bins):
 @contextmanager
 def _fitting():
     """statsmodels warns freely (convergence, frequency) -- the choices are judged
-    by AICc; its small matrices run faster on one BLAS thread on a busy machine
-    (a SARIMA fit: 20 s with OpenBLAS's threads, 1.7 s with one, measured here)."""
-    with warnings.catch_warnings(), single_threaded_blas():
+    by AICc. Its small matrices run faster on one BLAS thread on a busy machine
+    (a SARIMA fit: 20 s with OpenBLAS's threads, 1.7 s with one, measured here),
+    but a library call changes no process-wide BLAS setting: the CLI runs on
+    one BLAS thread (cli/threads.py), as do examples/forecast-statsmodels and
+    the tests; a user of the API may wrap calls in threadpoolctl's limits."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
 

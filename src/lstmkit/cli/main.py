@@ -4,11 +4,12 @@ import sys
 from .. import __version__
 from ..data.errors import DataError
 from ..distributed.cli import quiet_unless_rank_zero
-from . import caption, classify, data, demo, export, forecast, generate, gradients, inspect, serve, translate
+from . import (caption, classify, data, demo, export, forecast, generate, gradients, inspect, serve,
+               translate, warmup)
 from .common import Formatter, OneLineErrorParser, OptionError, positive_int
 from .threads import blas_threads
 
-COMMANDS = (classify, generate, forecast, gradients, inspect, translate, caption, export, serve, demo, data)
+COMMANDS = (classify, generate, forecast, gradients, inspect, translate, caption, export, serve, demo, data, warmup)
 
 
 def build_parser():

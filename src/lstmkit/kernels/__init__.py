@@ -1,9 +1,16 @@
 """The fast engine: compiled, fused Numba kernels for the whole time loop.
 
-Each module here mirrors a module of ``lstmkit.cells`` with the same
-forward/backward contract (plus a streaming step()); the reference engine
-stays the ground truth. See docs/kernels.md.
+Each cell module here (lstm, gru, simple_rnn) has the contract of its
+reference twin in ``lstmkit.cells`` (forward, backward, N_GATES, STATE_NAMES,
+GATE_NAMES) plus folded-embedding inference (project_table, forward_lookup);
+the time loops and the wrappers around them are written once, in
+skeleton.py, and each cell adds its gate math and cache layout. The
+reference engine stays the ground truth. See docs/kernels.md.
 """
-from . import gru, lstm, simple_rnn
+from . import cache
+
+cache.install()                # before any kernel is decorated: where compiled kernels live
+
+from . import gru, lstm, simple_rnn  # noqa: E402
 
 KERNELS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn}

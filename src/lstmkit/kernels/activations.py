@@ -65,3 +65,41 @@ def _fast_tanh_impl(x):
     if x == types.float64:
         return lambda x: np.tanh(x)
     return None
+
+
+# Elementwise passes over flat runs, the gate nonlinearities of the cells.
+# Each writes one array, so LLVM keeps it SIMD (with several outputs it gives
+# up on the runtime overlap checks and leaves the loop scalar).
+from numba import njit  # noqa: E402
+
+from .support import INLINE as _JIT, cast_like  # noqa: E402
+
+
+@njit(**_JIT)
+def sigmoid_pass(z, out):
+    """out = sigmoid(z) = tanh(z/2)/2 + 1/2 (the reference's own form)."""
+    half = cast_like(out, 0.5)
+    for k in range(out.shape[0]):
+        out[k] = fast_tanh(half * z[k]) * half + half
+
+
+@njit(**_JIT)
+def sigmoid_sum_pass(z, b, out):
+    """out = sigmoid(z + b)."""
+    half = cast_like(out, 0.5)
+    for k in range(out.shape[0]):
+        out[k] = fast_tanh(half * (z[k] + b[k])) * half + half
+
+
+@njit(**_JIT)
+def tanh_pass(z, out):
+    """out = tanh(z)."""
+    for k in range(out.shape[0]):
+        out[k] = fast_tanh(z[k])
+
+
+@njit(**_JIT)
+def tanh_sum_pass(z, b, out):
+    """out = tanh(z + b)."""
+    for k in range(out.shape[0]):
+        out[k] = fast_tanh(z[k] + b[k])

@@ -1,26 +1,38 @@
-"""A matrix product for the per-step work of large hidden sizes, over
-weights packed once per call.
+"""Every matrix product of the fast engine, over weights packed once.
 
-Every step of a recurrent loop multiplies a few rows (the batch chunk) by the
-same weight matrix. BLAS repacks the weight operand on each call, and for a
-(512 x 512) block multiplied by 32 rows that packing took longer than the
-arithmetic (`perf` on the B inference loop: 48% of the time in OpenBLAS's
-`sgemm_itcopy`, 32% in its compute kernel). Here the weights are packed once
-per forward or backward call, in panels of 32 columns, (N/32, K, 32), and
-each step runs a register-tiled kernel over them: 4 rows x 32 columns of C
-stay in vector registers while k runs over K, each step of k one load of 32
-weights, 4 broadcasts of A and 8 (float32) fused multiply-adds.
+    C (M, N) = A (M, K) @ W (K, N)        or  C += A @ W
 
-Numba has no SIMD types and LLVM did not vectorise the same kernel written
-with 128 scalar accumulators (5 GFLOP/s), so the tile is written directly in
-LLVM IR through an intrinsic: accumulators are vector phi nodes, which LLVM
-keeps in registers. Measured on one core (per call, 50 calls in a loop):
-(32 x 512)(512 x 512) 105 GFLOP/s against OpenBLAS's 72, (32 x 512)(512 x
-2048) 106 against 55; at (32 x 65)(65 x 128) both reach 102.
+W is packed by `pack` into panels of 32 columns, (ceil(N/32), K, 32), zero
+padded on the right; `dot` then runs a register tile per panel: 8 rows x 32
+columns of C stay in vector registers while k runs, each step of k one
+vector load of 32 weights, 8 broadcasts of A and 16 (float32) or 32 (float64)
+fused multiply-adds (16 accumulators: twice the FMA latency times its two
+pipes, so the pipes never wait; 4-row tiles were 10-25% slower, measured in
+thread CPU time on the shapes of workload D). Leftover rows take a 4-row and
+then 1-row tiles, which accumulate alike. The same code serves the per-step products inside the
+time loops (a batch chunk of rows times W_h) and the whole-sequence products
+around them (x W_x for all steps, dx, the weight gradients), which block k by
+KC and rows by MC so that a panel block stays in L1 and the rows of A it
+meets in L2.
 
-pack(W) needs N to be a multiple of 32 (`packable`); other sizes keep np.dot.
-Numba's cache does not see edits to this file from the kernels that inline
-it: delete kernels/__pycache__ after changing it.
+Why not BLAS (docs/kernels.md, "Products"):
+  * BLAS repacks W on every call; per step that packing was not amortised
+    (`perf` on the B inference loop: 48% in OpenBLAS's sgemm_itcopy, 32% in
+    its compute kernel).
+  * OpenBLAS starts its own threads for a product above 4 * 65536
+    multiply-adds; inside the engine's own threads that oversubscribes the
+    cores, and the only cure, setting BLAS's thread count, is process-wide.
+    Products here never start threads: the engine's threads split the rows.
+  * Every output row is computed by the same instructions in the same order
+    whatever rows it is grouped with (the 4-row and the 1-row tile accumulate
+    alike, and the k blocks are fixed), so results do not depend on how the
+    rows are split over threads.
+
+Numba has no SIMD types and LLVM did not vectorise the same tile written with
+128 scalar accumulators (5 GFLOP/s), so the tile is LLVM IR through an
+intrinsic: the accumulators are vector phi nodes, which LLVM keeps in
+registers. A partial last panel (N not a multiple of 32) is written through
+masked stores.
 """
 import numpy as np
 from llvmlite import ir
@@ -28,46 +40,81 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .support import INLINE
 from .workspace import aligned_zeros
 
-PANEL = 32                                     # columns per packed panel (C columns per tile)
+PANEL = 32                     # columns per packed panel (C columns per tile)
+KC = 256                       # k block of the big products: a panel block of 32 KB (float32) in L1
+MC = 128                       # row block: 128 x 256 numbers of A (128 KB) in L2
+
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
-def packable(N):
-    return N % PANEL == 0 and N > 0
+def n_panels(N):
+    return -(-N // PANEL)
 
 
-def pack(W):
-    """W (K, N) -> (N/32, K, 32): panel p holds columns 32p..32p+31, row by row."""
+def pack(W, out=None):
+    """W (K, N) -> (ceil(N/32), K, 32): panel p holds columns 32p..32p+31,
+    row by row, zeros past column N. 64-byte aligned, so a panel row is
+    whole cache lines."""
     K, N = W.shape
-    if not packable(N):
-        raise ValueError(f"pack: the number of columns must be a multiple of {PANEL}; got {N}")
-    Wp = aligned_zeros((N // PANEL, K, PANEL), W.dtype)        # each panel row one or two whole cache lines
-    Wp[...] = W.reshape(K, N // PANEL, PANEL).transpose(1, 0, 2)
+    P = n_panels(N)
+    Wp = aligned_zeros((P, K, PANEL), W.dtype) if out is None else out
+    full = N // PANEL
+    Wp[:full] = W[:, :full * PANEL].reshape(K, full, PANEL).transpose(1, 0, 2)
+    if full < P:
+        Wp[full, :, :N - full * PANEL] = W[:, full * PANEL:]
+        Wp[full, :, N - full * PANEL:] = 0
     return Wp
 
 
+def pack_gates(W, n_gates):
+    """W (K, G*H) -> (G, ceil(H/32), K, 32): each gate's block packed on its
+    own, so that a product writes one gate's (rows, H) block."""
+    K, GH = W.shape
+    H = GH // n_gates
+    out = aligned_zeros((n_gates, n_panels(H), K, PANEL), W.dtype)
+    for q in range(n_gates):
+        pack(W[:, q * H:(q + 1) * H], out[q])
+    return out
+
+
+def pack_rows_by_gate(W, n_gates):
+    """W (K, G*H) -> (G, ceil(K/32), H, 32): gate q's block transposed,
+    W[:, qH:(q+1)H]^T (H, K), packed -- what a gradient dz_q (rows, H)
+    multiplies to reach the inputs of z = A W."""
+    K, GH = W.shape
+    H = GH // n_gates
+    out = aligned_zeros((n_gates, n_panels(K), H, PANEL), W.dtype)
+    for q in range(n_gates):
+        pack(np.ascontiguousarray(W[:, q * H:(q + 1) * H].T), out[q])
+    return out
+
+
 def _make_tile(MR):
-    """An intrinsic C[r0:r0+MR, 32p:32p+32] = A[r0:r0+MR, :K] @ panel p of Wp."""
+    """An intrinsic tile(A, r0, Wp, p, k0, k1, C, c0, ncols, acc):
+    C[r0:r0+MR, c0:c0+ncols] (+)= A[r0:r0+MR, k0:k1] @ Wp[p, k0:k1, :ncols]."""
     @intrinsic
-    def tile(typingctx, A, r0, Wp, p, C, K):
+    def tile(typingctx, A, r0, Wp, p, k0, k1, C, c0, ncols, acc):
         if not (isinstance(A, types.Array) and A.ndim == 2 and isinstance(Wp, types.Array)
                 and Wp.ndim == 3 and isinstance(C, types.Array) and C.ndim == 2
                 and A.dtype == Wp.dtype == C.dtype and A.dtype in (types.float32, types.float64)):
             return None
-        sig = types.void(A, types.intp, Wp, types.intp, C, types.intp)
+        ip = types.intp
+        sig = types.void(A, ip, Wp, ip, ip, ip, C, ip, ip, types.boolean)
 
         def codegen(context, builder, signature, args):
-            A_, r0_, Wp_, p_, C_, K_ = args
-            aty, wty, cty = signature.args[0], signature.args[2], signature.args[4]
+            A_, r0_, Wp_, p_, k0_, k1_, C_, c0_, ncols_, acc_ = args
+            aty, wty, cty = signature.args[0], signature.args[2], signature.args[6]
             fty = context.get_value_type(aty.dtype)
             lanes = 16 if aty.dtype == types.float32 else 8       # one 512-bit register
             nv = PANEL // lanes
             size = context.get_abi_sizeof(fty)
             vec = ir.VectorType(fty, lanes)
-            i64 = ir.IntType(64)
+            i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
             c = lambda v: ir.Constant(i64, v)
+            suffix = f"v{lanes}{'f32' if lanes == 16 else 'f64'}"
 
             def parts(aryty, val):
                 ary = context.make_array(aryty)(context, builder, val)
@@ -78,27 +125,30 @@ def _make_tile(MR):
             c_data, c_str = parts(cty, C_)
             a_base = builder.gep(a_data, [builder.mul(r0_, a_str[0])])
             w_base = builder.gep(w_data, [builder.mul(p_, w_str[0])])
-            c_base = builder.gep(c_data, [builder.add(builder.mul(r0_, c_str[0]),
-                                                      builder.mul(p_, c(PANEL)))])
-            fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                f"llvm.fma.v{lanes}{'f32' if lanes == 16 else 'f64'}")
+            c_base = builder.gep(c_data, [builder.add(builder.mul(r0_, c_str[0]), c0_)])
+            fn = lambda name, ret, params: cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ret, params), name)
+            fma = fn(f"llvm.fma.{suffix}", vec, [vec, vec, vec])
+            ptr = ir.PointerType()
+            mload = fn(f"llvm.masked.load.{suffix}.p0", vec, [ptr, i32, ir.VectorType(i1, lanes), vec])
+            mstore = fn(f"llvm.masked.store.{suffix}.p0", ir.VoidType(),
+                        [vec, ptr, i32, ir.VectorType(i1, lanes)])
             zero = ir.Constant(vec, [0.0] * lanes)
             undef = ir.Constant(vec, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
             entry = builder.block
             loop = builder.append_basic_block("tile_k")
             done = builder.append_basic_block("tile_done")
-            builder.cbranch(builder.icmp_signed(">", K_, c(0)), loop, done)
+            builder.cbranch(builder.icmp_signed("<", k0_, k1_), loop, done)
 
             builder.position_at_end(loop)
             k = builder.phi(i64)
-            k.add_incoming(c(0), entry)
-            acc = []
+            k.add_incoming(k0_, entry)
+            accs = []
             for _ in range(MR * nv):
                 phi = builder.phi(vec)
                 phi.add_incoming(zero, entry)
-                acc.append(phi)
+                accs.append(phi)
             w_row = builder.gep(w_base, [builder.mul(k, w_str[1])])
             w = []
             for v in range(nv):
@@ -109,15 +159,15 @@ def _make_tile(MR):
             for r in range(MR):
                 a = builder.load(builder.gep(a_base, [builder.add(builder.mul(c(r), a_str[0]),
                                                                    builder.mul(k, a_str[1]))]))
-                a_all = builder.shuffle_vector(
-                    builder.insert_element(undef, a, ir.Constant(ir.IntType(32), 0)), undef, splat)
+                a_all = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(i32, 0)),
+                                               undef, splat0)
                 for v in range(nv):
-                    new.append(builder.call(fma, [a_all, w[v], acc[r * nv + v]]))
+                    new.append(builder.call(fma, [a_all, w[v], accs[r * nv + v]]))
             k_next = builder.add(k, c(1))
             k.add_incoming(k_next, builder.block)
-            for phi, value in zip(acc, new):
+            for phi, value in zip(accs, new):
                 phi.add_incoming(value, builder.block)
-            builder.cbranch(builder.icmp_signed("<", k_next, K_), loop, done)
+            builder.cbranch(builder.icmp_signed("<", k_next, k1_), loop, done)
 
             builder.position_at_end(done)
             outs = []
@@ -126,68 +176,81 @@ def _make_tile(MR):
                 out.add_incoming(zero, entry)
                 out.add_incoming(value, loop)
                 outs.append(out)
-            for r in range(MR):
-                for v in range(nv):
-                    dst = builder.gep(c_base, [builder.add(builder.mul(c(r), c_str[0]),
-                                                           c(v * lanes))])
-                    st = builder.store(outs[r * nv + v], builder.bitcast(dst, vec.as_pointer()))
-                    st.align = size
+            # lane l of vector v is column v*lanes + l: stored when < ncols, added to C when acc
+            n32 = builder.trunc(ncols_, i32)
+            n_all = builder.shuffle_vector(builder.insert_element(
+                ir.Constant(ir.VectorType(i32, lanes), ir.Undefined), n32, ir.Constant(i32, 0)),
+                ir.Constant(ir.VectorType(i32, lanes), ir.Undefined), splat0)
+            acc_all = builder.shuffle_vector(builder.insert_element(
+                ir.Constant(ir.VectorType(i1, lanes), ir.Undefined), acc_, ir.Constant(i32, 0)),
+                ir.Constant(ir.VectorType(i1, lanes), ir.Undefined), splat0)
+            align = ir.Constant(i32, size)
+            for v in range(nv):
+                cols = ir.Constant(ir.VectorType(i32, lanes), [v * lanes + l for l in range(lanes)])
+                keep = builder.icmp_signed("<", cols, n_all)
+                add = builder.and_(keep, acc_all)
+                for r in range(MR):
+                    dst = builder.gep(c_base, [builder.add(builder.mul(c(r), c_str[0]), c(v * lanes))])
+                    old = builder.call(mload, [dst, align, add, zero])
+                    builder.call(mstore, [builder.fadd(outs[r * nv + v], old), dst, align, keep])
             return context.get_dummy_value()
         return sig, codegen
     return tile
 
 
+_tile8 = _make_tile(8)
 _tile4 = _make_tile(4)
 _tile1 = _make_tile(1)
 
 
-@njit(**_JIT)
-def packed_dot(A, Wp, C):
-    """C (M, N) = A (M, K) @ W, with Wp = pack(W) (N/32, K, 32). A and C may be
-    row slices of bigger arrays, but each row must be contiguous."""
-    M, K = A.shape
-    if Wp.shape[1] != K or Wp.shape[2] != PANEL or C.shape[0] != M or C.shape[1] != Wp.shape[0] * PANEL:
-        raise ValueError("packed_dot: shapes of A, packed W and C do not agree")
-    if A.strides[1] != A.itemsize or C.strides[1] != C.itemsize:
-        raise ValueError("packed_dot: rows of A and C must be contiguous")
-    M4 = M - M % 4
-    for p in range(Wp.shape[0]):
-        for r0 in range(0, M4, 4):
-            _tile4(A, r0, Wp, p, C, K)
-        for r in range(M4, M):
-            _tile1(A, r, Wp, p, C, K)
-
-
-# From this hidden size on, the recurrent kernels run their per-step products
-# with W_h through packed_dot (below it BLAS is as fast: 102 GFLOP/s either way
-# at (32 x 65)(65 x 128), and no gain measured at H = 32 in the LSTM loop).
-PACKED_MIN_HIDDEN = 128
-
-
-def use_packed(H):
-    return H >= PACKED_MIN_HIDDEN and packable(H)
-
-
-def pack_blocks(Wq):
-    """Per-block pack: Wq (G, K, N) -> (G, N/32, K, 32), each block's panels
-    on 64-byte boundaries."""
-    G, K, N = Wq.shape
-    out = aligned_zeros((G, N // PANEL, K, PANEL), Wq.dtype)
-    for g in range(G):
-        out[g] = pack(Wq[g])
-    return out
-
-
-def blocks_or_placeholder(Wq, packed):
-    """pack_blocks(Wq) when packed, else a (G, 1, 1, 1) stand-in of the same
-    type, so the compiled loops see one signature either way."""
-    return pack_blocks(Wq) if packed else np.empty((Wq.shape[0], 1, 1, 1), Wq.dtype)
+@njit(**INLINE)
+def _rows(lo, hi, A, Wp, C, accumulate):
+    """C[lo:hi] = A[lo:hi] @ W (accumulate: +=), Wp = pack(W), for W (K, N)
+    with N = C.shape[1]. A may have any strides (A = X.T works); C's rows
+    must be contiguous."""
+    K = A.shape[1]
+    N = C.shape[1]
+    if hi <= lo or N == 0:
+        return
+    if Wp.shape[1] != K or Wp.shape[2] != PANEL or Wp.shape[0] * PANEL < N or C.shape[0] < hi:
+        raise ValueError("gemm.dot: shapes of A, packed W and C do not agree")
+    if C.strides[1] != C.itemsize:
+        raise ValueError("gemm.dot: the rows of C must be contiguous")
+    P = (N + PANEL - 1) // PANEL
+    for m0 in range(lo, hi, MC):
+        m1 = m0 + MC if m0 + MC < hi else hi
+        m8 = m0 + (m1 - m0) // 8 * 8
+        m4 = m8 + (m1 - m8) // 4 * 4
+        for k0 in range(0, K if K > 0 else 1, KC):             # K = 0: one pass that writes zeros
+            k1 = k0 + KC if k0 + KC < K else K
+            add = accumulate or k0 > 0
+            for p in range(P):
+                ncols = N - p * PANEL if N - p * PANEL < PANEL else PANEL
+                for r0 in range(m0, m8, 8):
+                    _tile8(A, r0, Wp, p, k0, k1, C, p * PANEL, ncols, add)
+                for r0 in range(m8, m4, 4):
+                    _tile4(A, r0, Wp, p, k0, k1, C, p * PANEL, ncols, add)
+                for r in range(m4, m1):
+                    _tile1(A, r, Wp, p, k0, k1, C, p * PANEL, ncols, add)
 
 
 @njit(**_JIT)
-def dot(A, W, Wp, packed, C):
-    """C = A @ W: packed_dot over Wp = pack(W) when packed, else np.dot."""
-    if packed:
-        packed_dot(A, Wp, C)
-    else:
-        np.dot(A, W, C)
+def dot_rows(lo, hi, A, Wp, C, accumulate):
+    """C[lo:hi] (+)= A[lo:hi] @ W: the whole-sequence products, called from
+    Python on row ranges (kernels/threads.py)."""
+    _rows(lo, hi, A, Wp, C, accumulate)
+
+
+def _product(accumulate):
+    # one compiled function per mode: a constant passed from compiled code
+    # would make numba compile a specialisation per literal value
+    @njit(**_JIT)
+    def product(A, Wp, C):
+        _rows(0, A.shape[0], A, Wp, C, accumulate)
+    return product
+
+
+dot = _product(False)
+dot.__doc__ = "C = A @ W for all rows of A (Wp = pack(W)): the per-step products of the loops."
+dot_add = _product(True)
+dot_add.__doc__ = "C += A @ W for all rows of A."

@@ -1,14 +1,16 @@
-"""The compiled entry points of one recurrent step over packed weights
-(the math is in packed_cells.py): what RNNLayer.step and RNNLayer.stream
-(layers/stream.py) call.
+"""The compiled entry points of one recurrent step over packed weights: what
+RNNLayer.step and RNNLayer.stream (layers/stream.py) call. The step math is
+each cell's `step_rows` (skeleton.step_rows); the checks and the state
+handling around it are written once here, `stream` and `step`, and bound to
+each cell by a one-line entry point per cell (the layers call them with the
+cell's arity, and a constant marker picks the cell's math at compile time):
 
-Two kernels per cell, both writing the new state in place:
   stream_<cell>(x, pack, state, y, flag): state (S, B, H), the stream's own
-      stacked state (h, then c for the LSTM); y (B, H) receives h_t;
+      stacked state (h, then c for the LSTM), written in place; y (B, H)
+      receives h_t;
   step_<cell>(x, pack, h[, c], h_out[, c_out], flag): the layer.step form,
       the state as separate arrays; the outputs may be the inputs.
-flag: GRU reset_after, simple RNN relu; unused by the LSTM (one signature
-shape for all cells keeps the Python side uniform).
+flag: GRU reset_after, simple RNN relu; unused by the LSTM.
 
 One packed weight array instead of W_x, W_h, b_x, b_h: each array argument of
 a compiled call costs its unboxing (about 0.06-0.1 us) at every step.
@@ -16,7 +18,8 @@ a compiled call costs its unboxing (about 0.06-0.1 us) at every step.
 import numpy as np
 from numba import from_dtype, njit, types
 
-from .packed_cells import gru_rows, lstm_rows, rnn_rows
+from . import gru, lstm, simple_rnn
+from .skeleton import step_rows
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -24,79 +27,67 @@ _SHAPE_ERROR = "step: shapes of x_t, state, weights or out do not agree"
 
 
 @njit(**_JIT)
-def _shapes_agree(x, pack, B, H, n_gates):
+def _shapes_agree(cell, x, pack, B, H):
     D = x.shape[1]
-    return x.shape[0] == B and pack.shape[0] == D + H + 2 and pack.shape[1] == n_gates * H
+    return x.shape[0] == B and pack.shape[0] == D + H + 2 and pack.shape[1] == cell.n_gates * H
 
 
 @njit(**_JIT)
-def _stream_shapes_agree(x, pack, state, y, n_gates, n_states):
+def stream(cell, x, pack, state, y, flag):
+    """x (B, D), state (S, B, H) updated in place; y (B, H) <- h_t."""
     B, H = y.shape
-    return (_shapes_agree(x, pack, B, H, n_gates) and state.shape[0] == n_states
-            and state.shape[1] == B and state.shape[2] == H)
-
-
-@njit(**_JIT)
-def _copy_rows(y, h):
-    for r in range(h.shape[0]):
-        for k in range(h.shape[1]):
+    S = cell.n_states
+    if not (_shapes_agree(cell, x, pack, B, H) and state.shape[0] == S and state.shape[1] == B
+            and state.shape[2] == H):
+        raise ValueError(_SHAPE_ERROR)
+    h, c = state[0], state[S - 1]                              # c is h for one-state cells
+    step_rows(cell, x, pack, h, c, h, c, flag)
+    for r in range(B):
+        for k in range(H):
             y[r, k] = h[r, k]
 
 
 @njit(**_JIT)
+def step(cell, x, pack, h, c, h_out, c_out, flag):
+    """x (B, D), h, c (B, H) -> h_out, c_out (B, H) (c, c_out: h, h_out for one-state cells)."""
+    B, H = h.shape
+    if not (_shapes_agree(cell, x, pack, B, H) and c.shape == h.shape and h_out.shape == h.shape
+            and c_out.shape == h.shape):
+        raise ValueError(_SHAPE_ERROR)
+    step_rows(cell, x, pack, h, c, h_out, c_out, flag)
+
+
+_LSTM, _GRU, _RNN = lstm.STEP, gru.STEP, simple_rnn.STEP
+
+
+@njit(**_JIT)
 def stream_lstm(x, pack, state, y, flag):
-    """x (B, D), state (2, B, H) h and c, updated in place; y (B, H) <- h_t."""
-    if not _stream_shapes_agree(x, pack, state, y, 4, 2):
-        raise ValueError(_SHAPE_ERROR)
-    h, c = state[0], state[1]
-    lstm_rows(x, pack, h, c, h, c)
-    _copy_rows(y, h)
+    stream(_LSTM, x, pack, state, y, flag)
 
 
 @njit(**_JIT)
-def stream_gru(x, pack, state, y, reset_after):
-    """x (B, D), state (1, B, H) updated in place; y (B, H) <- h_t."""
-    if not _stream_shapes_agree(x, pack, state, y, 3, 1):
-        raise ValueError(_SHAPE_ERROR)
-    h = state[0]
-    gru_rows(x, pack, h, h, reset_after)
-    _copy_rows(y, h)
+def stream_gru(x, pack, state, y, flag):
+    stream(_GRU, x, pack, state, y, flag)
 
 
 @njit(**_JIT)
-def stream_simple_rnn(x, pack, state, y, relu):
-    """x (B, D), state (1, B, H) updated in place; y (B, H) <- h_t."""
-    if not _stream_shapes_agree(x, pack, state, y, 1, 1):
-        raise ValueError(_SHAPE_ERROR)
-    h = state[0]
-    rnn_rows(x, pack, h, h, relu)
-    _copy_rows(y, h)
+def stream_simple_rnn(x, pack, state, y, flag):
+    stream(_RNN, x, pack, state, y, flag)
 
 
 @njit(**_JIT)
 def step_lstm(x, pack, h, c, h_out, c_out, flag):
-    """x (B, D), h, c (B, H) -> h_out, c_out (B, H)."""
-    B, H = h.shape
-    if not (_shapes_agree(x, pack, B, H, 4) and c.shape == h.shape and h_out.shape == h.shape
-            and c_out.shape == h.shape):
-        raise ValueError(_SHAPE_ERROR)
-    lstm_rows(x, pack, h, c, h_out, c_out)
+    step(_LSTM, x, pack, h, c, h_out, c_out, flag)
 
 
 @njit(**_JIT)
-def step_gru(x, pack, h, h_out, reset_after):
-    B, H = h.shape
-    if not (_shapes_agree(x, pack, B, H, 3) and h_out.shape == h.shape):
-        raise ValueError(_SHAPE_ERROR)
-    gru_rows(x, pack, h, h_out, reset_after)
+def step_gru(x, pack, h, h_out, flag):
+    step(_GRU, x, pack, h, h, h_out, h_out, flag)
 
 
 @njit(**_JIT)
-def step_simple_rnn(x, pack, h, h_out, relu):
-    B, H = h.shape
-    if not (_shapes_agree(x, pack, B, H, 1) and h_out.shape == h.shape):
-        raise ValueError(_SHAPE_ERROR)
-    rnn_rows(x, pack, h, h_out, relu)
+def step_simple_rnn(x, pack, h, h_out, flag):
+    step(_RNN, x, pack, h, h, h_out, h_out, flag)
 
 
 STREAM = {"lstm": stream_lstm, "gru": stream_gru, "simple_rnn": stream_simple_rnn}

@@ -1,5 +1,7 @@
-"""One step of each cell, for all rows of a batch, over packed weights: the
-math behind kernels/packed.py (RNNLayer.step and RNNLayer.stream).
+"""What one step of each cell over packed weights shares: the layout, the
+preactivation product and its measurements. The cells' own step math is in
+their modules (`step_rows` of lstm.py, gru.py, simple_rnn.py); the entry
+points that RNNLayer.step and RNNLayer.stream call are in kernels/packed.py.
 
 `pack` (D + H + 2, G*H), one C array (layers/packed.py keeps the layer's
 params as views into it):
@@ -40,7 +42,6 @@ whose single row is above the limit uses the loops.
 import numpy as np
 from numba import njit
 
-from .activations import fast_tanh
 from .support import cast_like
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
@@ -54,7 +55,7 @@ def pack_shape(D, H, n_gates):
 
 
 @njit(**_JIT)
-def _accumulate(Z, zr, lo, n, V, r, W, row0, col0):
+def accumulate(Z, zr, lo, n, V, r, W, row0, col0):
     """Z[zr, lo:lo+n] += V[r] @ W[row0:row0+k, col0:col0+n], k = V.shape[1].
 
     Four rows of W per pass over z: z then goes through memory once per four
@@ -78,14 +79,14 @@ def _accumulate(Z, zr, lo, n, V, r, W, row0, col0):
 
 
 @njit(**_JIT)
-def _blas_rows(B, K, N):
+def blas_rows(B, K, N):
     """Rows per BLAS product of (rows, K) x (K, N), or 0 for the plain loops."""
     rows = BLAS_MAX_WORK // (K * N)
     return rows if B >= BLAS_MIN_ROWS and rows >= BLAS_MIN_ROWS else 0
 
 
 @njit(**_JIT)
-def _dot_rows(V, W, Z, rows):
+def blas_dot_rows(V, W, Z, rows):
     """Z = V @ W, `rows` rows of V per BLAS call."""
     for lo in range(0, V.shape[0], rows):
         hi = min(V.shape[0], lo + rows)
@@ -93,17 +94,17 @@ def _dot_rows(V, W, Z, rows):
 
 
 @njit(**_JIT)
-def _preactivations(x, h, pack, Z):
+def preactivations(x, h, pack, Z):
     """Z (B, G*H) = x W_x + h_{t-1} W_h + b_x + b_h."""
     B, D = x.shape
     H, n = h.shape[1], Z.shape[1]
-    rows = _blas_rows(B, D + H, n)
+    rows = blas_rows(B, D + H, n)
     if rows == 0:
         for r in range(B):
             for j in range(n):
                 Z[r, j] = pack[D + H, j] + pack[D + H + 1, j]
-            _accumulate(Z, r, 0, n, x, r, pack, 0, 0)
-            _accumulate(Z, r, 0, n, h, r, pack, D, 0)
+            accumulate(Z, r, 0, n, x, r, pack, 0, 0)
+            accumulate(Z, r, 0, n, h, r, pack, D, 0)
         return
     xh = np.empty((B, D + H), Z.dtype)                         # (B, D+H) [x | h]
     for r in range(B):
@@ -111,91 +112,7 @@ def _preactivations(x, h, pack, Z):
             xh[r, i] = x[r, i]
         for i in range(H):
             xh[r, D + i] = h[r, i]
-    _dot_rows(xh, pack[:D + H], Z, rows)                       # [x | h] [W_x; W_h]
+    blas_dot_rows(xh, pack[:D + H], Z, rows)                       # [x | h] [W_x; W_h]
     for r in range(B):
         for j in range(n):
             Z[r, j] += pack[D + H, j] + pack[D + H + 1, j]
-
-
-@njit(**_JIT)
-def lstm_rows(x, pack, h, c, h_out, c_out):
-    """x (B, D), h, c (B, H) -> h_out, c_out (B, H)."""
-    B, H = h.shape
-    Z = np.empty((B, 4 * H), h.dtype)                          # (B, 4H) i f g o
-    _preactivations(x, h, pack, Z)
-    half, one = cast_like(Z, 0.5), cast_like(Z, 1.0)
-    for r in range(B):
-        # sigmoid(i, f, o), tanh(g) in one pass, as y = tanh(s*z)*s + (1 - s)
-        # with s = 1/2 (sigmoid) or 1 (tanh): one loop of 4H = 128 ran in
-        # 59 ns, three (64, 32, 32) in 218 ns -- a loop of 32 is shorter than
-        # one unrolled AVX-512 iteration (64) and runs scalar
-        for j in range(4 * H):
-            s = one if (j >= 2 * H) & (j < 3 * H) else half
-            Z[r, j] = fast_tanh(s * Z[r, j]) * s + (one - s)
-        # c_t = f*c_{t-1} + i*g into Z's f block: a pass writing one array
-        # stays SIMD (c_out may be c, which fails LLVM's overlap check)
-        for k in range(H):
-            Z[r, H + k] = Z[r, H + k] * c[r, k] + Z[r, k] * Z[r, 2 * H + k]
-        for k in range(H):
-            c_out[r, k] = Z[r, H + k]
-        for k in range(H):
-            h_out[r, k] = Z[r, 3 * H + k] * fast_tanh(Z[r, H + k])     # h_t = o*tanh(c_t)
-
-
-@njit(**_JIT)
-def gru_rows(x, pack, h, h_out, reset_after):
-    """x (B, D), h (B, H) -> h_out (B, H)."""
-    B, D = x.shape
-    H = h.shape[1]
-    bx, bh = D + H, D + H + 1
-    A = np.empty((B, 3 * H), h.dtype)                          # (B, 3H) x W_x + biases, r z n
-    HW = np.empty((B, 3 * H), h.dtype)                         # (B, 3H) h W_h (+ b_hn)
-    rh = np.empty((B, H), h.dtype)                             # (B, H) r*h, without reset_after
-    zero, half, one = cast_like(h, 0.0), cast_like(h, 0.5), cast_like(h, 1.0)
-    rows = _blas_rows(B, max(D, H), 3 * H)
-    if rows == 0:
-        for r in range(B):
-            for j in range(3 * H):
-                A[r, j] = zero
-                HW[r, j] = zero
-            _accumulate(A, r, 0, 3 * H, x, r, pack, 0, 0)
-            # without reset_after the n block of HW is (r*h) W_hn, below
-            _accumulate(HW, r, 0, 3 * H if reset_after else 2 * H, h, r, pack, D, 0)
-    else:
-        _dot_rows(x, pack[:D], A, rows)
-        _dot_rows(h, pack[D:D + H], HW, rows)
-    for r in range(B):
-        # b_h joins the input side except, with reset_after, its n block (inside r * (...))
-        for j in range(3 * H):
-            inner = reset_after and j >= 2 * H
-            A[r, j] += pack[bx, j] + (zero if inner else pack[bh, j])
-            HW[r, j] += pack[bh, j] if inner else zero
-        for j in range(2 * H):                                 # r, z: sigmoid
-            A[r, j] = fast_tanh(half * (A[r, j] + HW[r, j])) * half + half
-        if reset_after:
-            for k in range(H):
-                A[r, 2 * H + k] = fast_tanh(A[r, 2 * H + k] + A[r, k] * HW[r, 2 * H + k])
-        else:
-            for k in range(H):
-                rh[r, k] = A[r, k] * h[r, k]
-            for k in range(H):
-                HW[r, 2 * H + k] = zero
-            _accumulate(HW, r, 2 * H, H, rh, r, pack, D, 2 * H)   # (r*h) W_hn
-            for k in range(H):
-                A[r, 2 * H + k] = fast_tanh(A[r, 2 * H + k] + HW[r, 2 * H + k])
-        for k in range(H):                                     # h_t = (1-z)*n + z*h_{t-1}, into r's block
-            A[r, k] = (one - A[r, H + k]) * A[r, 2 * H + k] + A[r, H + k] * h[r, k]
-        for k in range(H):
-            h_out[r, k] = A[r, k]
-
-
-@njit(**_JIT)
-def rnn_rows(x, pack, h, h_out, relu):
-    """x (B, D), h (B, H) -> h_out (B, H)."""
-    B, H = h.shape
-    Z = np.empty((B, H), h.dtype)
-    _preactivations(x, h, pack, Z)
-    zero = cast_like(Z, 0.0)
-    for r in range(B):
-        for j in range(H):
-            h_out[r, j] = (zero if Z[r, j] < zero else Z[r, j]) if relu else fast_tanh(Z[r, j])

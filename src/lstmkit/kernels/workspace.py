@@ -1,77 +1,117 @@
-"""Reusable big arrays for the kernels' caches and outputs.
+"""Big buffers for the kernels' scratch and caches, leased and given back explicitly.
 
-On this kind of machine (a small VM) the first write to freshly allocated
-memory is expensive: every new 4 KiB page is a fault into the hypervisor. A
-forward pass allocates tens of MB of caches; with plain np.empty, glibc hands
-big blocks back to the OS when they are freed, and the next call faults them
-in again -- measured at more than the whole time loop costs (see
-docs/kernels.md). So big arrays come from a small pool and are reused once
-nothing else refers to them.
+Why reuse at all: on this kind of machine (a small VM) the first write to
+fresh memory costs a fault into the hypervisor for every 4 KiB page. A
+forward pass needs tens of MB of caches; with plain np.empty, glibc hands big
+blocks back to the OS when they are freed and the next call faults them in
+again: 2841 page faults per forward call (B = 32, T = 500, H = 32) and the
+forward took 26 us per step against 9 us for the loop alone; with reuse, 0.4
+faults per call (docs/kernels.md, "Reused buffers").
 
-"Nothing else refers to it" is the array's reference count: the pool's own
-reference plus the ones made while checking. Any view, cache dict or user
-variable holding the array (or a view of it, which holds its base) keeps it
-out of reuse, so a pooled array is never handed out twice while alive.
+How a buffer comes and goes (no reference counting, no guessing):
+  * `scope()` leases scratch for one call and gives it all back when the
+    call's with block ends;
+  * `hold(owner, ...)` leases the caches a forward leaves for backward and
+    gives them back when `owner` (the cache object) is garbage collected;
+  * nothing leased is handed to a caller: outputs and gradients are new
+    arrays, theirs to keep.
+
+lk.config.reuse_buffers = False makes every lease a plain np.empty;
+lk.config.pool_max_bytes bounds the free memory kept (1 GiB by default).
+Thread-safe: the pool has a lock; a buffer is leased to one holder at a time.
 """
-import sys
 import threading
+import weakref
+from contextlib import contextmanager
 
 import numpy as np
 
+from ..settings import config
+
 MIN_BYTES = 1 << 18            # smaller arrays come from np.empty directly
-MAX_POOL_BYTES = 1 << 30       # free pooled arrays beyond this are let go
 
-_pool = []                     # [array], most recently used last
+_free = {}                     # nbytes -> [raw uint8 buffer], most recently returned last
+_leased = {}                   # id(array handed out) -> raw buffer
 _lock = threading.Lock()
+_free_bytes = 0
 
 
-def _is_free(pool, i, free_count):
-    # True when only the pool refers to pool[i] (and this frame, while checking)
-    return sys.getrefcount(pool[i]) == free_count
-
-
-def _calibrate():
-    # the reference count _is_free sees for an array held by nothing but its pool
-    probe = [np.empty(1)]
-    return sys.getrefcount(probe[0])
-
-
-_FREE = _calibrate()
-
-
-def empty(shape, dtype):
-    """Like np.empty(shape, dtype) (C order), but reusing a free pooled array of the same size."""
+def lease(shape, dtype):
+    """An uninitialised C array of shape and dtype, from the pool when big;
+    give it back with release()."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes < MIN_BYTES:
+    if nbytes < MIN_BYTES or not config.reuse_buffers:
         return np.empty(shape, dtype)
+    global _free_bytes
     with _lock:
-        for i in range(len(_pool)):
-            if _pool[i].nbytes == nbytes and _pool[i].dtype == dtype and _is_free(_pool, i, _FREE):
-                a = _pool.pop(i)
-                _pool.append(a)
-                return a.reshape(shape)
-        _evict(nbytes)
-        a = np.empty(nbytes // dtype.itemsize, dtype)
-        _pool.append(a)
-        return a.reshape(shape)
-
-
-def _evict(incoming):
-    total = sum(a.nbytes for a in _pool) + incoming
-    i = 0
-    while total > MAX_POOL_BYTES and i < len(_pool):
-        if _is_free(_pool, i, _FREE):
-            total -= _pool[i].nbytes
-            del _pool[i]
+        stack = _free.get(nbytes)
+        if stack:
+            raw = stack.pop()
+            _free_bytes -= nbytes
         else:
-            i += 1
+            raw = np.empty(nbytes, np.uint8)
+        a = raw.view(dtype).reshape(shape)
+        _leased[id(a)] = raw
+    return a
+
+
+def release(*arrays):
+    """Give leased arrays back (others, and None, are ignored). The caller
+    must not use them afterwards."""
+    global _free_bytes
+    limit = config.pool_max_bytes
+    with _lock:
+        for a in arrays:
+            raw = None if a is None else _leased.pop(id(a), None)
+            if raw is None:
+                continue
+            if _free_bytes + raw.nbytes <= limit:
+                _free.setdefault(raw.nbytes, []).append(raw)
+                _free_bytes += raw.nbytes
+
+
+class Scope:
+    """Leases made through it are given back together (see scope())."""
+
+    def __init__(self):
+        self.arrays = []
+
+    def empty(self, shape, dtype):
+        a = lease(shape, dtype)
+        self.arrays.append(a)
+        return a
+
+
+@contextmanager
+def scope():
+    """with workspace.scope() as ws: ws.empty(shape, dtype) ... -- scratch
+    for the block, all given back at its end."""
+    s = Scope()
+    try:
+        yield s
+    finally:
+        release(*s.arrays)
+
+
+def hold(owner, *arrays):
+    """Give `arrays` back when `owner` is garbage collected: the caches of a
+    forward, owned by the cache object backward reads them from."""
+    weakref.finalize(owner, release, *arrays)
 
 
 def clear():
-    """Forget every pooled array (memory of those still in use is freed with them)."""
+    """Drop every free pooled buffer (leased ones are unaffected)."""
+    global _free_bytes
     with _lock:
-        _pool.clear()
+        _free.clear()
+        _free_bytes = 0
+
+
+def pooled_bytes():
+    """(free bytes kept, bytes leased out) -- for tests and curiosity."""
+    with _lock:
+        return _free_bytes, sum(raw.nbytes for raw in _leased.values())
 
 
 def aligned_zeros(shape, dtype, align=64):

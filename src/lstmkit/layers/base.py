@@ -14,6 +14,7 @@ that received none) and returns one gradient per input (None where the input
 has none, e.g. token ids).
 """
 import re
+import threading
 
 import numpy as np
 
@@ -41,15 +42,26 @@ class Layer:
         self.input_shape = None              # without the batch axis
         self._inbound_nodes = []             # the calls on symbolic tensors (functional graphs)
 
+    # Automatic names (lstm, lstm_1, ...) count per class name across the
+    # process, as Keras's do; the lock makes two threads building layers at
+    # once get different names. reset_names() starts the counts again.
     _counters = {}
+    _names_lock = threading.Lock()
 
     def _auto_name(self):
         # CamelCase to snake_case keeping acronyms whole, as Keras names layers: LSTM -> lstm,
         # SimpleRNN -> simple_rnn, RNNStack -> rnn_stack
         base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", type(self).__name__).lower()
-        n = Layer._counters.get(base, 0)
-        Layer._counters[base] = n + 1
+        with Layer._names_lock:
+            n = Layer._counters.get(base, 0)
+            Layer._counters[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
+
+    @staticmethod
+    def reset_names():
+        """Start the automatic layer names again (lstm, lstm_1, ...)."""
+        with Layer._names_lock:
+            Layer._counters.clear()
 
     def _rng(self):
         return np.random.default_rng(self.seed)

@@ -1,0 +1,208 @@
+"""Compile ahead: a helper process compiles the kernels a first call will
+need next, while this process compiles the one it needs now.
+
+A new user's first `fit` compiles a training forward, then a backward, the
+weight-gradient products, an optimizer update, and at `predict` an inference
+loop: several seconds of numba, one after the other, on one core. The second
+core has nothing to do. So the first time a kernel of a (cell, dtype) is
+needed and is not in the kernel cache, this process starts one helper
+(`python -m lstmkit.kernels.ahead CELL DTYPE`), which runs kernels/warmup.py
+for that cell and dtype: every kernel it compiles lands in the shared cache
+(kernels/cache.py), where this process then loads it instead of compiling it.
+
+So that the two never compile the same kernel, a kernel is claimed before it
+is compiled: a file `<key>.claim` made with O_EXCL in the cache folder (holding
+the claimer's process id), then `<key>.done` once it is in the cache. A
+process that needs a kernel another one has claimed waits for its `.done` --
+unless the claimer has died, then it compiles the kernel itself. The compiled
+code is the same whichever process compiles it: results do not change.
+
+lk.config.compile_ahead = False turns the helper off (the claims stay: two
+processes of the user's own never compile the same kernel twice either).
+"""
+import os
+import subprocess
+import sys
+import time
+
+from .. import settings
+
+POLL = 0.02                    # seconds between looks at a claimed kernel
+PATIENCE = 120.0               # seconds to wait for another process's compile before doing it here
+
+AHEAD = 7                      # of example_kernels' list, the helper's share: up to inference (both table kinds)
+STEAL = 6                      # ... and what this process may compile while it waits (up to the folded inference)
+
+_ready = set()                 # keys this process has run (compiled or loaded)
+_helpers = {}                  # (cell, dtype) -> Popen
+_plan = None                   # what this process compiles while it waits: an iterator of (key, compile)
+
+
+def _folder():
+    from .cache import cache_dir
+    path = os.path.join(cache_dir(), "claims")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _claimer(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def run(key, call, helper=None, wait=True):
+    """call() -- the first run of a compiled kernel, identified by `key` --
+    after making sure no other process is compiling the same kernel: claim
+    it, or wait for the claimer to finish (wait=False: skip it instead, and
+    return None). helper: (cell, dtype) whose
+    compile-ahead helper to start if this kernel has to be compiled, with
+    the variant the caller needs (cell, dtype, argument class name)."""
+    if key in _ready:
+        return call()
+    try:
+        folder = _folder()
+    except OSError:                                            # no cache folder: just compile
+        _ready.add(key)
+        return call()
+    done, claim = os.path.join(folder, key + ".done"), os.path.join(folder, key + ".claim")
+    if not os.path.exists(done):
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            mine = True
+        except FileExistsError:
+            mine = False
+        _log(key, "compile" if mine else "claimed elsewhere")
+        if mine:
+            if helper is not None:
+                start_helper(*helper)
+            try:
+                result = call()                                # compiles, saves to the cache
+            except BaseException:
+                _remove(claim)
+                raise
+            _touch(done)
+            _ready.add(key)
+            return result
+        if not wait:
+            return None
+        deadline = time.monotonic() + PATIENCE
+        while not os.path.exists(done):
+            owner = _claimer(claim)
+            if (owner and owner != os.getpid() and not _alive(owner)) or time.monotonic() > deadline:
+                _remove(claim)                                 # a dead or stuck claimer: compile here
+                break
+            if not _steal():
+                time.sleep(POLL)
+    result = call()                                            # loads from the cache (or compiles)
+    _touch(done)
+    _ready.add(key)
+    return result
+
+
+def _steal():
+    """While waiting for another process's kernel, compile the next unclaimed
+    one of the helper's list (the first STEAL entries, the ones a first fit
+    and predict need): the two processes share the work. False when there
+    is none left."""
+    global _plan
+    if _plan is None:
+        return False
+    item = next(_plan, None)
+    if item is None:
+        _plan = None
+        return False
+    run(*item, wait=False)
+    return True
+
+
+def _log(key, what):
+    """One line per decision to $LSTMKIT_AHEAD_LOG, if set (the cold-start
+    benchmark records who compiled what)."""
+    path = os.environ.get("LSTMKIT_AHEAD_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{time.time():.3f} {os.getpid()} {key} {what}\n")
+
+
+def _touch(path):
+    try:
+        with open(path, "a"):
+            pass
+    except OSError:
+        pass
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def start_helper(cell, dtype, variant):
+    """Start the compile-ahead helper for (cell, dtype), once per process;
+    variant: the class name of the argument structure this process needs
+    first (TrainFused, say), whose kernels the helper compiles first."""
+    if not settings.config.compile_ahead or (cell, dtype) in _helpers:
+        return
+    if any(p.poll() is None for p in _helpers.values()):       # one helper at a time
+        return
+    global _plan
+    import itertools
+
+    from . import KERNELS, skeleton
+    _plan = itertools.islice(skeleton.example_kernels(KERNELS[cell].CELL, dtype, variant), STEAL)
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src] + [p for p in os.environ.get(
+        "PYTHONPATH", "").split(os.pathsep) if p]))
+    try:
+        _helpers[(cell, dtype)] = subprocess.Popen(
+            [sys.executable, "-m", "lstmkit.kernels.ahead", cell, dtype, variant], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+    except OSError:
+        _helpers[(cell, dtype)] = None
+
+
+def helpers():
+    """The helper processes started by this process (for tests and the benchmark)."""
+    return {k: p for k, p in _helpers.items() if p is not None}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    cell, dtype, variant = argv
+    settings.config.set(compile_ahead=False)                  # a helper starts no helper
+    import itertools
+
+    from . import KERNELS, skeleton
+    # the loops of the caller's variant (the caller is compiling its forward:
+    # claimed, so skipped here), the products and what a training step runs
+    # besides (Adam, the Embedding gradient), inference over a folded table
+    # and over projections. Not the other variant, the other optimizers or
+    # the streaming kernels: a guess that costs CPU on a busy machine.
+    parent = os.getppid()
+    for key, compile_ in itertools.islice(
+            skeleton.example_kernels(KERNELS[cell].CELL, dtype, variant), AHEAD):
+        if os.getppid() != parent:                             # the caller has gone: stop
+            return
+        run(key, compile_, wait=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The fast engine's strategy choices, made in one place for every cell.
+
+A call of a recurrent kernel makes two choices, and this module makes them
+(the kernels only follow `plan()`):
+
+1. **Fuse the input product or not.** Fused, each training step multiplies
+   the row [x_t, h_{t-1}, 1] by the stacked [W_x; W_h; b] (one product gives
+   the whole preactivation, and backward gets [dx_t, dh_{t-1}] from one
+   product per step). Unfused, x W_x + b for all steps is one product before
+   the loop, the step multiplies h_{t-1} W_h alone, and dx is one product
+   after the loop.
+2. **How many threads.** The batch rows of a time loop are split into
+   chunks, one per thread, each chunk running the whole loop; a
+   whole-sequence product is split by its output rows.
+
+Every product runs over weights packed once per call (kernels/gemm.py): this
+used to be a third choice (BLAS below H = 128), but the packed product is at
+least as fast at every size measured, and BLAS would start threads of its own.
+
+The thresholds, and the measurements they come from (docs/kernels.md has
+the tables):
+
+* FUSE_INPUT_MAX_HIDDEN = 128. Fused pays when the stacked operand is small:
+  at H = 32 the thin whole-sequence products (16000 x 32 by 32 x 32) ran at
+  20-40 GFLOP/s in OpenBLAS while the per-step ones ran at about 100, and
+  the A-sized LSTM layer went from 15.3 to 9.0-9.3 ms forward+backward. At
+  large H one product over all T*B rows reuses each weight T*B times, while
+  the fused step re-reads the (D+H+1) x 4H weights every step: B (H = 512)
+  and D (H = 256) were 4-6% faster unfused. The GRU is never fused: its
+  candidate needs x W_xn and h W_hn apart (r multiplies only the second).
+* PARALLEL_MIN_BATCH = 16, PARALLEL_MIN_STATE = 8192, MIN_CHUNK_ROWS = 4.
+  A time loop splits from 16 rows on, or earlier when a step's state is
+  big (rows x H >= 8192), with at least 4 rows per chunk: at B = 128,
+  H = 32 a step took 30-33 us on one thread, 18-21 us split in two, and
+  batch 32 split in two took the A-sized layer from 10.6-11.6 to 9.0-9.3 ms;
+  below 16 rows each thread's share of a step is too small to pay for it.
+* PARALLEL_MIN_WORK = 2^22 multiply-adds (about 20 us of one core): smaller
+  whole-sequence products stay on one thread. Counted in multiply-adds, not
+  output numbers: a weight gradient has few outputs ((D+H+1) x H) and a
+  deep sum (T*B), and counted by its outputs it stayed on one thread -- in
+  workload D that was 140 of about 450 ms per step.
+These were set on the 2-core development machine from the measurements
+above, not tuned on others.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+FUSE_INPUT_MAX_HIDDEN = 128
+PARALLEL_MIN_BATCH = 16
+PARALLEL_MIN_STATE = 8192
+MIN_CHUNK_ROWS = 4
+PARALLEL_MIN_WORK = 1 << 22
+
+FUSABLE = {"lstm": True, "simple_rnn": True, "gru": False}
+
+_forced = {}
+
+
+@dataclass(frozen=True)
+class Plan:
+    fuse_input: bool          # per step [x_t, h_{t-1}, 1] W_xh (else x W_x before the loop)
+    chunks: int               # threads sharing the time loop's batch rows
+
+
+def fuse_input(cell, H):
+    if "fuse_input" in _forced:
+        return _forced["fuse_input"] and FUSABLE[cell]
+    return FUSABLE[cell] and H < FUSE_INPUT_MAX_HIDDEN
+
+
+def loop_chunks(B, H, threads):
+    """How many threads share a time loop over B rows of hidden size H."""
+    if "chunks" in _forced:
+        return max(1, min(_forced["chunks"], B))
+    if B < PARALLEL_MIN_BATCH and B * H < PARALLEL_MIN_STATE:
+        return 1
+    return max(1, min(threads, B // MIN_CHUNK_ROWS))
+
+
+def product_threads(n_rows, work, threads):
+    """How many threads share a whole-sequence product with n_rows output
+    rows and `work` multiply-adds."""
+    if "chunks" in _forced:
+        return max(1, min(_forced["chunks"], n_rows))
+    if work < PARALLEL_MIN_WORK:
+        return 1
+    return max(1, min(threads, n_rows // MIN_CHUNK_ROWS))
+
+
+def plan(cell, B, H, threads):
+    return Plan(fuse_input(cell, H), loop_chunks(B, H, threads))
+
+
+@contextmanager
+def forced(**choices):
+    """Force choices for every cell inside the block, whatever the sizes:
+    fuse_input=True/False (ignored for cells that cannot fuse), chunks=n
+    (threads sharing every loop and product). For tests: small shapes reach
+    every path."""
+    unknown = set(choices) - {"fuse_input", "chunks"}
+    if unknown:
+        raise ValueError(f"policy.forced: unknown choices {sorted(unknown)}")
+    saved = dict(_forced)
+    _forced.update(choices)
+    try:
+        yield
+    finally:
+        _forced.clear()
+        _forced.update(saved)

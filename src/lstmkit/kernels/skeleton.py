@@ -1,0 +1,590 @@
+"""The skeleton every cell kernel runs in: the time loops and the wrappers
+around them, written once. A cell (kernels/lstm.py, gru.py, simple_rnn.py)
+supplies only its gate math and its cache layout.
+
+The compiled loops, each over the batch rows lo..hi-1 of one chunk (chunks
+run on the engine's threads, kernels/threads.py):
+
+    forward_rows(lo, hi, a)     training forward: fills the outputs and the caches backward reads
+    infer_rows(lo, hi, a)       inference: keeps only the state (and the outputs when asked)
+    backward_rows(lo, hi, a)    backpropagation through time
+
+`a` is one typed structure of the loop's arguments: a `Loop` (what every
+loop reads) plus the cell's own fields, a NamedTuple class per cell and
+loop. Its class selects the cell's step at compile time: the loops call the
+stubs below (forward_step, infer_step, backward_step and their *_scratch),
+and each cell registers its implementations for its own classes with
+`@implements(stub, ArgsClass)`. A misnamed or swapped field fails to compile
+(the fields are read by name, and their shapes differ) instead of running.
+
+Layout inside the loops: time-major and gate-major, gates (G, T, B*H), so for
+one step and one gate the rows of the batch are one contiguous run of B*H
+numbers; every elementwise pass is then one flat loop that LLVM turns into
+SIMD code (loops over H alone, 32 long, are too short for 16-wide AVX-512
+with unrolling and ran 3x slower). A chunk's part of a step is the run
+[lo*H, hi*H).
+
+Masks: mask (T, B), 1 for a real step. At a masked step the state is carried
+through unchanged, the output is 0 and no gradient flows through the step:
+each cell writes h = m*h_new + (1-m)*h_{t-1} with m the mask spread over H.
+reverse=True runs t = T-1 .. 0; outputs stay aligned with the input positions.
+"""
+import inspect
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+from numba.extending import overload
+
+from ..cells.checks import check_sequence_args
+from ..settings import config
+from . import ahead, policy, support, threads, workspace
+from .denormals import flush_denormals_begin, flush_denormals_end
+
+JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+class Loop(NamedTuple):
+    """What every time loop reads, whatever the cell. In backward the carry is
+    the gradient of the state, and the loop runs from t = T-1 down.
+    The compiled loops allocate nothing: scratch comes in, B rows' worth,
+    and a chunk works in its own rows of it."""
+    T: int                     # steps
+    H: int                     # hidden units
+    reverse: bool              # run t = T-1 .. 0 (backward: 0 .. T-1)
+    mask: np.ndarray           # (T, B) 1 for a real step, or a (1, 1) placeholder
+    has_mask: bool
+    flush: bool                # flush subnormals to zero inside the loop (lk.config.flush_denormals)
+    carry: np.ndarray          # (S, B, H) in place: state0 -> final state (backward: dL/d final -> dL/d state0)
+    has_seq: bool
+    seq: np.ndarray            # (T, B*H) forward: the outputs h_t (written); backward: dL/dh_t (read)
+    m: np.ndarray              # (B*H,) scratch: the step's mask spread over H (all ones without a mask)
+    no_seq: np.ndarray         # (B*H,) scratch: the output nobody keeps; zeros in backward (no dL/dh_t)
+
+
+# ---- the stubs each cell implements for its own argument classes ------------------------
+
+def forward_step(a, t, lo, n, m, out):
+    """One training step t for rows lo..lo+n-1: the state (a.loop.carry's
+    rows) moves on in place, out (n*H,) receives h_t (m * h_new), the caches
+    step t."""
+
+
+def infer_step(a, lo, n, m, out):
+    """One inference step: a.x_t (G, B*H) holds the step's input
+    projections (biases included), gate-major; the state and out as in
+    forward_step."""
+
+
+def backward_step(a, t, lo, n, m, dout):
+    """Backprop through step t: dout (n*H,) dL/dh_t from above; the carry's
+    rows hold dL/d state_t on entry and dL/d state_{t-1} on return."""
+
+
+def step_rows(cell, x, pack, h, c, h_out, c_out, flag):
+    """One step of a cell for every row of a batch, over its packed weights
+    (kernels/packed.py, layers/packed.py): x (B, D), h, c (B, H) -> h_out,
+    c_out (B, H), which may be h, c themselves. `cell` is the cell's Step
+    marker; c and c_out are h and h_out for one-state cells. flag: GRU
+    reset_after, simple RNN relu, unused by the LSTM."""
+
+
+class Step(NamedTuple):
+    """A cell's marker for step_rows: its sizes, and its class picks its math."""
+    n_gates: int
+    n_states: int
+
+
+def name_types(cell, *classes):
+    """Prefix each argument class's name with its cell: lstm_Train, gru_Step.
+
+    numba names a NamedTuple type after its class's __name__ and its field
+    types, and a compiled function's symbol after its argument types' names.
+    The three cells' `Step` markers (two ints each) were all `Step(int64 x
+    2)`, so `packed.step` compiled for the GRU and for the simple RNN made
+    one symbol, and whichever was linked first ran for both: a GRU's step for
+    a simple RNN, depending on the order kernels were compiled or loaded from
+    the cache. The same could happen to two cells' loops whose structures have
+    equal field types. Unique names keep every specialisation apart.
+
+    Each class is also bound under its new name in its module. numba's cache
+    index pickles the argument types, and a class that pickle cannot find at
+    module.qualname is pickled by value: read back in another process it is
+    a new class, no type in the index equals the live one, and every loop
+    was compiled again at each start (seconds, with a warm cache)."""
+    import sys
+    for cls in classes:
+        cls.__name__ = cls.__qualname__ = f"{cell}_{cls.__name__}"
+        setattr(sys.modules[cls.__module__], cls.__name__, cls)
+
+
+def implements(stub, *classes):
+    """Register a cell's compiled implementation of `stub` for loops whose
+    argument structure is one of `classes`; numba picks it at compile time.
+    Decorates a factory: make(cls) returns the implementation for class cls,
+    so that a variant class (lstm.TrainFused, say) gets code in which the
+    other variant's branches are constants and are never compiled."""
+    def register(make):
+        for cls in classes:
+            impl = make(cls)
+
+            def select(*args, cls=cls, impl=impl):
+                if getattr(args[0], "instance_class", None) is cls:
+                    return impl
+            select.__signature__ = inspect.signature(stub)    # numba checks it against impl's
+            overload(stub, jit_options=dict(JIT, cache=False))(select)
+        return make
+    return register
+
+
+# ---- pieces every cell's step uses ----------------------------------------------------
+
+@njit(**support.INLINE)
+def masked_update(h_new, m, out, h):
+    """out = m * h_new (the step's output, 0 where masked) and the carried
+    h = m * h_new + (1 - m) * h_{t-1} (a masked step carries the state), over
+    flat runs."""
+    one = support.cast_like(h, 1.0)
+    for k in range(h.shape[0]):
+        out[k] = m[k] * h_new[k]
+        h[k] = m[k] * h_new[k] + (one - m[k]) * h[k]
+
+
+@njit(**support.INLINE)
+def split_gradient(m, dh, dout, dh_skip, dh_new):
+    """Backprop through the carry h_t = m * h_new + (1 - m) * h_{t-1}: dh_skip
+    goes straight to h_{t-1}, dh_new = m * (dL/dh_t) into the step's math;
+    dL/dh_t = dh (from the step after) + dout (from the output)."""
+    one = support.cast_like(dh, 1.0)
+    for k in range(dh.shape[0]):
+        dh_skip[k] = (one - m[k]) * dh[k]
+        dh_new[k] = m[k] * (dh[k] + dout[k])
+
+
+# ---- the loops ----------------------------------------------------------------------
+
+@njit(**JIT)
+def forward_rows(lo, hi, a):
+    """The training forward time loop for batch rows lo..hi-1."""
+    L = a.loop
+    n, H = hi - lo, L.H
+    P, base = n * H, lo * H
+    old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
+    m = L.m[base:base + P]
+    for step in range(L.T):
+        t = L.T - 1 - step if L.reverse else step
+        if L.has_mask:
+            support.spread_mask(m, L.mask, t, lo, n, H)
+        out = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        forward_step(a, t, lo, n, m, out)
+    if L.flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**JIT)
+def infer_rows(lo, hi, a):
+    """The inference time loop for rows lo..hi-1: keeps only the state (and
+    the outputs when asked), so a step's working set stays in L1.
+
+    a.table holds the input projections with biases and a.rows (T, B) the row
+    each (step, sequence) reads: either x W_x + b for every step, gate-major
+    (G, T*B, H), or an embedding table folded through W_x, row-major
+    (vocab, G*H), read at the token ids with the next step's rows prefetched."""
+    L = a.loop
+    n, H = hi - lo, L.H
+    P, base = n * H, lo * H
+    old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
+    m = L.m[base:base + P]
+    for step in range(L.T):
+        t = L.T - 1 - step if L.reverse else step
+        if L.has_mask:
+            support.spread_mask(m, L.mask, t, lo, n, H)
+        support.gather_step(a.table, a.rows, step, L.T, L.reverse, lo, n, H, a.x_t)
+        out = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        infer_step(a, lo, n, m, out)
+    if L.flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**JIT)
+def backward_rows(lo, hi, a):
+    """BPTT for batch rows lo..hi-1, from the last step to the first."""
+    L = a.loop
+    n, H = hi - lo, L.H
+    P, base = n * H, lo * H
+    old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
+    m = L.m[base:base + P]
+    for step in range(L.T):
+        t = step if L.reverse else L.T - 1 - step
+        if L.has_mask:
+            support.spread_mask(m, L.mask, t, lo, n, H)
+        dout = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        backward_step(a, t, lo, n, m, dout)
+    if L.flush:
+        flush_denormals_end(old_mode)
+
+
+# ---- the Python side ----------------------------------------------------------------
+
+class Cache(dict):
+    """What forward leaves for backward. Its big arrays are leased from the
+    workspace pool and go back when this object is garbage collected."""
+
+
+class Cell:
+    """A cell's part of the wrappers: its constants and hooks. The skeleton's
+    forward/backward/project_table/forward_lookup call these; ws is the
+    call's workspace scope, for scratch sized by the batch (B rows, a chunk
+    uses its own)."""
+    name = None
+    N_GATES = None
+    STATE_NAMES = None
+
+    def options(self, **options):
+        """Validate the cell's options (reset_after, activation) -> dict."""
+        if options:
+            raise TypeError(f"the {self.name} kernel takes no option {sorted(options)}")
+        return {}
+
+    def input_biases(self, b_x, b_h, H, dtype, opts):
+        """(bias folded into the input projections, inner bias kept for the loop
+        (the GRU's b_hn) or zeros)."""
+        b = b_x if b_h is None else b_h if b_x is None else b_x + b_h
+        return b, np.zeros(H, dtype)
+
+    def infer_args(self, loop, table, rows, W_h, inner_bias, opts, ws):
+        raise NotImplementedError
+
+    def train(self, x, W_x, W_h, b_x, b_h, loop, plan, opts, cache, ws, n_threads):
+        """The training forward's argument structure: leases the caches (held
+        by `cache`, workspace.hold) and this call's scratch (from ws), and
+        records in `cache` what backward needs."""
+        raise NotImplementedError
+
+    def backward_args(self, cache, loop, ws):
+        """Backward's argument structure, from what forward left in `cache`."""
+        raise NotImplementedError
+
+    def gradients(self, cache, a, ws, n_threads):
+        """The products after backward_rows: returns the gradients dict (x,
+        W_x, W_h, b_x, b_h) of the contract."""
+        raise NotImplementedError
+
+
+def _loop(T, B, H, reverse, mask, has_mask, carry, seq, has_seq, ws):
+    dt = carry.dtype
+    m, no_seq = ws.empty((B * H,), dt), ws.empty((B * H,), dt)
+    m[...] = 1
+    no_seq[...] = 0
+    return Loop(T=T, H=H, reverse=bool(reverse), mask=mask, has_mask=has_mask,
+                flush=config.flush_denormals, carry=carry, has_seq=has_seq, seq=seq, m=m,
+                no_seq=no_seq)
+
+
+def loop_key(kernel, a):
+    """A name for the compiled loop `kernel` runs for arguments like `a` (the
+    argument class and dtype fix its numba signature; inference also the
+    table's rank)."""
+    cls = type(a)
+    return (f"{kernel.__name__}.{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}."
+            f"{a.loop.carry.dtype}" + (f".t{a.table.ndim}" if hasattr(a, "table") else ""))
+
+
+def run_loop(kernel, a, B, H, chunks, cell):
+    """kernel(lo, hi, a) over the batch's row chunks. Its first run in this
+    process goes through kernels/ahead.py: compiled here, or by a
+    compile-ahead helper, never by both."""
+    ahead.run(loop_key(kernel, a), lambda: threads.run(kernel, threads.bounds(B, chunks), a),
+              helper=(cell.name, str(a.loop.carry.dtype), type(a).__name__))
+
+
+def compile_only(kernel, *args):
+    """Compile (or load) kernel for the numba types of args, without running it."""
+    import numba
+    return kernel.compile(tuple(numba.typeof(v) for v in args))
+
+
+def example_kernels(cell, dtype, variant):
+    """Yield (key, compile) for every compiled loop and product a model of
+    `cell` in `dtype` needs, in the order a first training and predict need
+    them, the training variant `variant` (a class name, "TrainFused" say)
+    first. Each is built on a tiny problem when its turn comes; compile()
+    compiles or loads the kernel without running it. The compile-ahead
+    helper (kernels/ahead.py) goes through them."""
+    from .gemm import dot_rows, pack
+    dt = np.dtype(dtype)
+    G, S = cell.N_GATES, len(cell.STATE_NAMES)
+    B, T, D, H = 5, 3, 2, 3
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, D)).astype(dt)
+    W_x, W_h = (rng.standard_normal((k, G * H)).astype(dt) for k in (D, H))
+    b = np.zeros(G * H, dt)
+    opts = cell.options(**({"reset_after": not variant.endswith("ResetBefore")}
+                           if cell.name == "gru" else {}))
+    first = variant.endswith("Fused")
+    m, has_mask = support.time_major_mask(np.ones((B, T)), dt)
+    for fused in (first, not first):
+        with workspace.scope() as ws:
+            cache = Cache(B=B, T=T, D=D, H=H, dtype=dt, mask=m, has_mask=has_mask, reverse=False,
+                          opts=opts, plan=policy.Plan(fused, 1), has_b_x=True, has_b_h=True)
+            loop = _loop(T, B, H, False, m, has_mask, np.zeros((S, B, H), dt),
+                         np.empty((T, B * H), dt), True, ws)
+            with policy.forced(fuse_input=fused):
+                a = cell.train(x, W_x, W_h, b, b, loop, cache["plan"], opts, cache, ws, 1)
+            yield loop_key(forward_rows, a), lambda: compile_only(forward_rows, 0, 1, a)
+            a = cell.backward_args(cache, loop, ws)
+            yield loop_key(backward_rows, a), lambda: compile_only(backward_rows, 0, 1, a)
+            if fused != first:
+                continue
+            for A in (np.zeros((B * T, D + H + 1), dt).T, np.zeros((B * T, D), dt)):
+                layout = "C" if A.flags.c_contiguous else "F"
+                yield f"dot_rows.{layout}.{dt}", lambda: compile_only(
+                    dot_rows, 0, 1, A, pack(np.zeros((A.shape[1], H), dt)),
+                    np.empty((A.shape[0], H), dt), False)
+                if layout == "F":                             # what a training step runs besides
+                    from .warmup import warm_training
+                    yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
+            b_inner = cell.input_biases(b, b, H, dt, opts)[1]
+            for table in (np.zeros((7, G * H), dt), np.zeros((G, B * T, H), dt)):
+                a = cell.infer_args(loop, table, np.zeros((T, B), np.int64), W_h, b_inner, opts, ws)
+                yield loop_key(infer_rows, a), lambda: compile_only(infer_rows, 0, 1, a)
+
+
+def input_projection(x_tm, W_x, b, n_gates, lease, n_threads):
+    """x W_x + b for all steps: x_tm (T, B, D) -> (G, T*B, H) gate-major,
+    from lease(shape, dtype); one product per gate over all T*B rows."""
+    from .gemm import pack_gates
+    T, B, D = x_tm.shape
+    H = W_x.shape[1] // n_gates
+    xw = lease((n_gates, T * B, H), x_tm.dtype)
+    Wp = pack_gates(W_x, n_gates)
+    x2 = x_tm.reshape(T * B, D)
+    for q in range(n_gates):
+        threads.matmul(x2, Wp[q], xw[q], n_threads)
+        if b is not None:
+            xw[q] += b[q * H:(q + 1) * H]
+    return xw
+
+
+def forward(cell, x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, reverse=False,
+            recurrent_mask=None, need_cache=True, need_outputs=True, **options):
+    """Run cell over a whole sequence; the contract of lstmkit.cells.<cell>.forward.
+    need_cache=False is the inference path: no cache (None in its place), and
+    with need_outputs=False no outputs either (hs is None)."""
+    opts = cell.options(**options)
+    if recurrent_mask is not None:
+        raise NotImplementedError(f"the fast {cell.name} kernel has no recurrent dropout; "
+                                  f"use the reference engine")
+    G, S = cell.N_GATES, len(cell.STATE_NAMES)
+    if state0 is None:
+        state0 = tuple(np.zeros((x.shape[0], W_h.shape[0]), x.dtype) for _ in range(S))
+    B, T, D, H = check_sequence_args(x, W_x, W_h, b_x, b_h, state0, mask, G, S)
+    support.check_dtype(x)
+    dt = x.dtype
+    n_threads = config.threads
+    carry = support.stacked_state(state0, B, H, dt)           # becomes the final state
+    m, has_mask = support.time_major_mask(mask, dt)
+    if not need_cache:
+        b_outer, b_inner = cell.input_biases(b_x, b_h, H, dt, opts)
+        with workspace.scope() as ws:
+            xw = input_projection(support.time_major(x, ws.empty), np.asarray(W_x, dt), b_outer, G,
+                                  ws.empty, n_threads)        # (G, T*B, H)
+            rows = np.arange(T * B, dtype=np.int64).reshape(T, B)   # step t, row r reads row t*B + r
+            hs = _infer(cell, xw, rows, np.asarray(W_h, dt), b_inner, carry, m, has_mask, reverse,
+                        need_outputs, opts, n_threads, ws)
+        return hs, tuple(carry), None
+    plan = policy.plan(cell.name, B, H, n_threads)
+    hs = np.empty((T, B * H), dt) if need_outputs else support.placeholder(dt, 2)
+    cache = Cache(B=B, T=T, D=D, H=H, dtype=dt, mask=m, has_mask=has_mask, reverse=bool(reverse),
+                  opts=opts, plan=plan, has_b_x=b_x is not None, has_b_h=b_h is not None)
+    with workspace.scope() as ws:
+        loop = _loop(T, B, H, reverse, m, has_mask, carry, hs, bool(need_outputs), ws)
+        a = cell.train(np.ascontiguousarray(x), np.asarray(W_x, dt), np.asarray(W_h, dt), b_x, b_h,
+                       loop, plan, opts, cache, ws, n_threads)
+        run_loop(forward_rows, a, B, H, plan.chunks, cell)
+    return (support.batch_major(hs, B) if need_outputs else None), tuple(carry), cache
+
+
+def backward(cell, dhs, dstate, cache):
+    """Backpropagation through time for forward(); the contract of
+    lstmkit.cells.<cell>.backward."""
+    B, T, H, dt = cache["B"], cache["T"], cache["H"], cache["dtype"]
+    S = len(cell.STATE_NAMES)
+    n_threads = config.threads
+    dstate = (None,) * S if dstate is None else tuple(dstate)
+    carry = support.stacked_state(dstate, B, H, dt)           # becomes dL/d state0
+    with workspace.scope() as ws:
+        has_dhs = dhs is not None
+        dhs_tm = (support.time_major(dhs, ws.empty, dt).reshape(T, B * H) if has_dhs
+                  else support.placeholder(dt, 2))
+        loop = _loop(T, B, H, cache["reverse"], cache["mask"], cache["has_mask"], carry, dhs_tm,
+                     has_dhs, ws)
+        a = cell.backward_args(cache, loop, ws)
+        run_loop(backward_rows, a, B, H, policy.loop_chunks(B, H, n_threads), cell)
+        grads = cell.gradients(cache, a, ws, n_threads)
+    grads["state0"] = tuple(carry)
+    return grads
+
+
+def _infer(cell, table, rows, W_h, inner_bias, carry, m, has_mask, reverse, need_outputs, opts,
+           n_threads, ws):
+    """Run infer_rows; carry (S, B, H) goes from the initial to the final state.
+    Returns hs (B, T, H) or None."""
+    T, B = rows.shape
+    H = W_h.shape[0]
+    dt = table.dtype
+    hs = np.empty((T, B * H), dt) if need_outputs else support.placeholder(dt, 2)
+    loop = _loop(T, B, H, reverse, m, has_mask, carry, hs, bool(need_outputs), ws)
+    a = cell.infer_args(loop, table, rows, W_h, inner_bias, opts, ws)
+    run_loop(infer_rows, a, B, H, policy.loop_chunks(B, H, n_threads), cell)
+    return support.batch_major(hs, B) if need_outputs else None
+
+
+def project_table(cell, E, W_x, b_x=None, b_h=None, **options):
+    """An embedding table folded through the input side: E (V, D) ->
+    E W_x + b (V, G*H), the table forward_lookup reads (b: the biases that
+    join the input side, cell.input_biases). E[ids] W_x + b equals
+    (E W_x + b)[ids], so a model fed by an Embedding skips the per-step
+    input product at inference."""
+    opts = cell.options(**options)
+    support.check_dtype(E)
+    G = cell.N_GATES
+    if E.ndim != 2 or W_x.ndim != 2 or W_x.shape[0] != E.shape[1] or W_x.shape[1] % G:
+        raise ValueError(f"project_table: E (V, D) and W_x (D, {G}H) do not agree: "
+                         f"{E.shape} and {W_x.shape}")
+    from .gemm import pack
+    H = W_x.shape[1] // G
+    E = np.ascontiguousarray(E)
+    table = np.empty((E.shape[0], G * H), E.dtype)             # (V, G*H)
+    threads.matmul(E, pack(np.asarray(W_x, E.dtype)), table, config.threads)
+    b = cell.input_biases(b_x, b_h, H, E.dtype, opts)[0]
+    if b is not None:
+        table += b
+    return table
+
+
+def forward_lookup(cell, ids, table, W_h, state0=None, mask=None, reverse=False, need_outputs=True,
+                   b_h=None, **options):
+    """Inference from token ids through a (V, G*H) table made by project_table:
+    the result of forward(E[ids], W_x, W_h, b_x, b_h, ..., need_cache=False)
+    up to the rounding of the input product. ids (B, T) integers in [0, V).
+    Returns (hs (B, T, H) or None, state)."""
+    opts = cell.options(**options)
+    G, S = cell.N_GATES, len(cell.STATE_NAMES)
+    H = W_h.shape[0]
+    if table.ndim != 2 or table.shape[1] != G * H or W_h.shape != (H, G * H):
+        raise ValueError(f"forward_lookup: table {table.shape} and W_h {W_h.shape} do not agree")
+    if b_h is not None and np.shape(b_h) != (G * H,):
+        raise ValueError(f"forward_lookup: b_h must have shape ({G * H},); got {np.shape(b_h)}")
+    rows = support.token_rows(ids, mask, table.shape[0])      # (T, B)
+    dt = table.dtype
+    B = rows.shape[1]
+    states = (None,) * S if state0 is None else tuple(state0)
+    carry = support.stacked_state(states, B, H, dt)
+    m, has_mask = support.time_major_mask(mask, dt)
+    b_inner = cell.input_biases(None, b_h, H, dt, opts)[1]
+    with workspace.scope() as ws:
+        hs = _infer(cell, np.ascontiguousarray(table), rows, np.asarray(W_h, dt), b_inner, carry, m,
+                    has_mask, reverse, need_outputs, opts, config.threads, ws)
+    return hs, tuple(carry)
+
+
+class StackedCell(Cell):
+    """The Python side of a cell whose preactivation is one sum,
+    z = x_t W_x + h_{t-1} W_h + b (the LSTM, the simple RNN): it can stack
+    [W_x; W_h; b] and multiply the row [x_t, h_{t-1}, 1] by it in one product
+    (policy.fuse_input). The subclass names its argument classes, its caches
+    and its scratch; this class does the rest.
+
+    Training: the forward keeps each step's [x_t, h_{t-1}, 1] rows (xh_all,
+    (T, B, D+H+1)); backward leaves dL/dz in a (G, T, B*H) array, so the
+    weight gradients are one product per gate over all steps,
+    [W_x; W_h; b] gradient = xh_all^T dz (the column of ones gives the bias).
+    Fused, each step's [dx_t, dh_{t-1}] comes from the same stacked weights;
+    unfused, the step gets dh_{t-1} from W_h alone and dx is one product
+    after the loop."""
+    Train = TrainFused = Infer = Backward = BackwardFused = None
+
+    def caches(self, T, B, H, dt):
+        """The cell's own caches for backward: {name: leased array}."""
+        raise NotImplementedError
+
+    def scratch(self, kind, B, H, K, dt, ws):
+        """{name: array} of the scratch fields of the cell's `kind` ("train",
+        "infer", "backward") structure, B rows' worth, from ws."""
+        raise NotImplementedError
+
+    def dz(self, cache, ws):
+        """The (G, T, B*H) array backward writes dL/dz into."""
+        raise NotImplementedError
+
+    def flags(self, opts):
+        """The cell options as fields of its argument structures."""
+        return {}
+
+    def infer_args(self, loop, table, rows, W_h, inner_bias, opts, ws):
+        from .gemm import pack_gates
+        H, B, dt = loop.H, rows.shape[1], table.dtype
+        return self.Infer(loop=loop, table=table, rows=rows, x_t=ws.empty((self.N_GATES, B * H), dt),
+                          W=pack_gates(W_h, self.N_GATES), **self.flags(opts),
+                          **self.scratch("infer", B, H, 0, dt, ws))
+
+    def train(self, x, W_x, W_h, b_x, b_h, loop, plan, opts, cache, ws, n_threads):
+        from .gemm import pack_gates
+        B, T, D = x.shape
+        H, G, dt = W_h.shape[0], self.N_GATES, x.dtype
+        K = D + H + 1
+        W_xh = np.empty((K, G * H), dt)                        # [W_x; W_h; b_x + b_h]
+        W_xh[:D], W_xh[D:D + H] = W_x, W_h
+        b = self.input_biases(b_x, b_h, H, dt, opts)[0]
+        W_xh[D + H] = 0 if b is None else b
+        xh_all = workspace.lease((T, B, K), dt)                # each step's [x_t, h_{t-1}, 1]
+        own = self.caches(T, B, H, dt)
+        workspace.hold(cache, xh_all, *own.values())
+        if plan.fuse_input:
+            cls, W, xw = self.TrainFused, pack_gates(W_xh, G), support.placeholder(dt, 3)
+        else:
+            cls, W = self.Train, pack_gates(W_h, G)
+            xw = input_projection(support.time_major(x, ws.empty), W_x, W_xh[D + H], G, ws.empty,
+                                  n_threads).reshape(G, T, B * H)
+        cache.update(W_xh=W_xh, xh_all=xh_all, fused=plan.fuse_input, own=tuple(own), **own)
+        return cls(loop=loop, x=x, xw=xw, W=W, xh_all=xh_all, **own, **self.flags(opts),
+                   **self.scratch("train", B, H, K, dt, ws))
+
+    def backward_args(self, cache, loop, ws):
+        from .gemm import pack_rows_by_gate
+        B, T, D, H = cache["B"], cache["T"], cache["D"], cache["H"]
+        G, dt, fused, W_xh = self.N_GATES, cache["dtype"], cache["fused"], cache["W_xh"]
+        if fused:
+            cls, K = self.BackwardFused, D + H + 1
+            W_back = pack_rows_by_gate(W_xh, G)               # per gate (H, D+H+1): dz_q -> [dx, dh, -]
+            dx = np.empty((B, T, D), dt)
+        else:
+            cls, K = self.Backward, H
+            W_back = pack_rows_by_gate(W_xh[D:D + H], G)      # per gate (H, H)
+            dx = support.placeholder(dt, 3)
+        return cls(loop=loop, dz=self.dz(cache, ws), W_back=W_back, dx=dx, dxh=ws.empty((B, K), dt),
+                   **{k: cache[k] for k in cache["own"]}, **self.flags(cache["opts"]),
+                   **self.scratch("backward", B, H, K, dt, ws))
+
+    def gradients(self, cache, a, ws, n_threads):
+        from .gemm import pack_rows_by_gate
+        B, T, D, H = cache["B"], cache["T"], cache["D"], cache["H"]
+        G, dt, fused, W_xh = self.N_GATES, cache["dtype"], cache["fused"], cache["W_xh"]
+        dz, dx = a.dz, a.dx                                    # dz (G, T, B*H)
+        if not fused:
+            # dx = sum over gates of dz_q W_xq^T for all steps at once, then batch-major
+            dx_tm = ws.empty((T * B, D), dt)
+            W_xT = pack_rows_by_gate(W_xh[:D], G)             # per gate (H, D)
+            for q in range(G):
+                threads.matmul(dz[q].reshape(T * B, H), W_xT[q], dx_tm, n_threads, accumulate=q > 0)
+            dx = support.batch_major(dx_tm.reshape(T, B * D), B)
+        # the weight gradients, one product per gate over all steps; the
+        # column of ones in [x_t, h_{t-1}, 1] gives the bias
+        X = cache["xh_all"].reshape(T * B, D + H + 1)
+        dW = np.empty((D + H + 1, G * H), dt)
+        for q in range(G):
+            dW[:, q * H:(q + 1) * H] = threads.weight_gradient(X, dz[q].reshape(T * B, H), n_threads)
+        db = dW[D + H]
+        return dict(x=dx, W_x=dW[:D], W_h=dW[D:D + H], b_x=db if cache["has_b_x"] else None,
+                    b_h=db.copy() if cache["has_b_h"] else None)

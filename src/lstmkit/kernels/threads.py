@@ -1,0 +1,91 @@
+"""The engine's own threads: how a call's work is split, and the pool that runs it.
+
+Two kinds of work are split, both by rows, so that no thread waits on another
+until the call's end:
+  * a time loop: the batch rows in chunks, each running the whole loop
+    (rows never interact inside a recurrence);
+  * a whole-sequence product (x W_x for all steps, dx, the weight
+    gradients): the rows of its output.
+Neither changes a result: each output row is computed alike whoever computes
+it (kernels/gemm.py). The weight gradients, sums over all T*B rows, are split
+by their own rows (the input features), not by the rows summed over, so each
+sum runs in one thread in one fixed order.
+
+The compiled functions release the GIL (nogil=True) and the pool's threads
+are plain Python threads: numba's prange runs on an OpenMP-style pool, and
+the time loops call no BLAS, but its threads would be a second pool beside
+this one. The pool grows when lk.config.threads asks for more.
+"""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import policy
+
+_pool = None
+_pool_size = 0
+_lock = threading.Lock()
+
+
+def _executor(workers):
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size < workers:
+            old = _pool
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lstmkit-kernel")
+            _pool_size = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _pool
+
+
+def bounds(n_rows, parts, align=1):
+    """[(lo, hi)] cutting n_rows into `parts` nearly equal runs (each a
+    multiple of `align` rows but the last)."""
+    if parts <= 1:
+        return [(0, n_rows)]
+    units = -(-n_rows // align)
+    cuts = [min(n_rows, (k * units // parts) * align) for k in range(parts + 1)]
+    return [(lo, hi) for lo, hi in zip(cuts[:-1], cuts[1:]) if hi > lo]
+
+
+def run(kernel, parts, *args):
+    """kernel(lo, hi, *args) for each (lo, hi) of `parts` (a list of bounds),
+    the first on the calling thread, the rest on the pool."""
+    if len(parts) == 1:
+        kernel(*parts[0], *args)
+        return
+    futures = [_executor(len(parts) - 1).submit(kernel, lo, hi, *args) for lo, hi in parts[1:]]
+    try:
+        kernel(*parts[0], *args)
+    finally:
+        for f in futures:
+            f.result()
+
+
+def run_rows(kernel, n_rows, work, threads, *args, align=8):
+    """kernel(lo, hi, *args) over row ranges of n_rows, on up to `threads`
+    threads when the work (multiply-adds) pays for the split; the ranges are
+    multiples of 8 rows, gemm's tile."""
+    n = policy.product_threads(n_rows, work, threads)
+    run(kernel, bounds(n_rows, n, align), *args)
+
+
+def matmul(A, Wp, C, threads, accumulate=False):
+    """C (+)= A @ W over the threads, split by rows of C (Wp = gemm.pack(W))."""
+    from . import ahead
+    from .gemm import dot_rows
+    layout = "C" if A.flags.c_contiguous else "F" if A.flags.f_contiguous else "A"
+    ahead.run(f"dot_rows.{layout}.{A.dtype}",
+              lambda: run_rows(dot_rows, A.shape[0], C.size * A.shape[1], threads, A, Wp, C, accumulate))
+
+
+def weight_gradient(X, dZ, threads):
+    """X^T dZ for X (R, K), dZ (R, N): the gradient of Z = X W summed over the
+    R rows, split over the threads by rows of the result (K), each thread
+    summing over all R rows in the same k blocks. Returns (K, N)."""
+    from .gemm import pack
+    out = np.empty((X.shape[1], dZ.shape[1]), X.dtype)
+    matmul(X.T, pack(dZ), out, threads)
+    return out
