@@ -77,6 +77,9 @@ def test_bad_input_to_translate(run, stdin, message):
     (["translate", "train"], "give a file of sentence pairs, or --ding"),
     (["translate", "--model", "nowhere"], "nowhere: no such model file"),
     (["translate"], "give an action"),
+    (["translate", "train", PAIRS, "--max-words", "1"], "no pair has at most 1 words on both sides"),
+    (["translate", "train", PAIRS, "--input-feeding", "--checkpoint-dir", "ck"],
+     "checkpoints come with Model.fit"),
 ])
 def test_one_line_errors(args, message):
     r = run_cli(*args, stdin="")

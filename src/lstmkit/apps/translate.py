@@ -118,7 +118,7 @@ def fit_graph(model, data, epochs, batch_size, learning_rate, clipnorm, label_sm
 
 
 def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tokens="subword",
-          src_vocab=4000, tgt_vocab=4000, max_len=50, max_pairs=None, embed_dim=256, units=256,
+          src_vocab=4000, tgt_vocab=4000, max_len=50, max_pairs=None, max_words=None, embed_dim=256, units=256,
           layers=1, cell="lstm", bidirectional=False, attention="general", input_feeding=False,
           dropout=0.2, label_smoothing=0.1, epochs=15, batch_size=64, learning_rate=0.002,
           clipnorm=5.0, patience=3, beam=5, alpha=0.6, val_fraction=0.05, test_fraction=0.05,
@@ -127,9 +127,21 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
     """checkpoint: fit's checkpoint_dir / checkpoint_every / keep_checkpoints / resume; the
     tokenizers are kept in checkpoint_dir/tokenizers so that a resumed run uses its first start's."""
     import lstmkit as lk
+    if checkpoint and input_feeding:
+        raise DataError("checkpoints come with Model.fit, which trains the model without input feeding; "
+                        "leave out --input-feeding or the checkpoint options")
     t_start = time.time()
     pairs = load_pairs(path, ding, src_col, tgt_col, header, encoding_errors=encoding_errors, log=log)
     log(f"{len(pairs)} sentence pairs from {pairs.source}")
+    if max_words:
+        keep = [i for i in range(len(pairs))
+                if len(pairs.src[i].split()) <= max_words and len(pairs.tgt[i].split()) <= max_words]
+        if not keep:
+            raise DataError(f"{pairs.source}: no pair has at most {max_words} words on both sides")
+        if len(keep) < len(pairs):
+            log(f"using the {len(keep)} pairs of at most {max_words} words a side (--max-words); the "
+                f"splits, scores and baseline are theirs")
+            pairs = pairs.subset(keep)
     if max_pairs and len(pairs) > max_pairs:
         keep = np.sort(np.random.default_rng(seed).permutation(len(pairs))[:max_pairs])
         pairs = pairs.subset(keep)
@@ -141,9 +153,6 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
     for name, part in splits.items():
         parallel.write_split(os.path.join(out_dir, "splits", f"{name}.tsv"), part)
     tr = splits["train"]
-    if checkpoint and input_feeding:
-        raise DataError("checkpoints come with Model.fit, which trains the model without input feeding; "
-                        "leave out --input-feeding or the checkpoint options")
     # with checkpoints the tokenizers are kept beside them too: a resumed run (whatever its --out)
     # encodes with the very tokenizers its weights were trained with
     tok_dir = os.path.join(checkpoint["checkpoint_dir"], "tokenizers") if checkpoint else None
@@ -177,7 +186,7 @@ def train(path=None, ding=None, out=None, src_col=0, tgt_col=1, header=None, tok
     meta = {"app": APP, "source": pairs.source, "src_lang": pairs.src_lang, "tgt_lang": pairs.tgt_lang,
             "tokens": tokens, "src_tokenizer": src_codec.save(out_dir, "src"),
             "tgt_tokenizer": tgt_codec.save(out_dir, "tgt"), "max_len": max_len, "beam": beam,
-            "alpha": alpha, "seed": seed,
+            "alpha": alpha, "seed": seed, "max_words": max_words,
             "settings": {"embed_dim": embed_dim, "units": units, "layers": layers, "cell": cell,
                          "bidirectional": bidirectional, "attention": attention,
                          "input_feeding": input_feeding, "dropout": dropout,

@@ -51,6 +51,8 @@ def register(sub):
     t.add_argument("--src-vocab", type=positive_int, default=4000, help="source vocabulary size")
     t.add_argument("--tgt-vocab", type=positive_int, default=4000, help="target vocabulary size")
     t.add_argument("--max-len", type=positive_int, default=50, help="leave out longer training pairs (tokens)")
+    t.add_argument("--max-words", type=positive_int, default=None,
+                   help="use only the pairs with at most this many words on each side (before the splits)")
     t.add_argument("--max-pairs", type=positive_int, default=None, help="use a random subset of this many pairs")
     t.add_argument("--cell", choices=("lstm", "gru"), default="lstm", help="recurrent cell")
     t.add_argument("--layers", type=positive_int, default=1, help="stacked layers (encoder and decoder)")
@@ -112,7 +114,7 @@ def run_train(a):
         raise DataError("give either a file of sentence pairs or --ding, not both")
     m, out = app.train(a.pairs, ding=a.ding, out=a.out, src_col=_col(a.src_col), tgt_col=_col(a.tgt_col),
                        header=a.header, tokens=a.tokens, src_vocab=a.src_vocab, tgt_vocab=a.tgt_vocab,
-                       max_len=a.max_len, max_pairs=a.max_pairs, embed_dim=a.embed_dim, units=a.units,
+                       max_len=a.max_len, max_pairs=a.max_pairs, max_words=a.max_words, embed_dim=a.embed_dim, units=a.units,
                        layers=a.layers, cell=a.cell, bidirectional=a.bidirectional, attention=a.attention,
                        input_feeding=a.input_feeding, dropout=a.dropout, label_smoothing=a.label_smoothing,
                        epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr, clipnorm=a.clipnorm,
