@@ -1,6 +1,7 @@
 """`lstmkit translate train|eval|translate` end to end on the small fixture,
 and its one-line errors."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def test_train_writes_the_run_folder(run):
     # the grammar is easy: the model must beat copying the source by far
     assert m["beam"]["bleu"] > m["copy_baseline"]["bleu"] + 20
     assert m["history"]["val_loss"][-1] < m["history"]["val_loss"][0]
+    # the unsmoothed validation NLL of the final weights: better than a uniform guess
+    assert 0 < m["history"]["final_val_nll"] < math.log(m["tgt_vocab"])
     pngs = [run / "history.png"] + [Path(p) for p in m["attention_maps"]]
     assert len(pngs) >= 2 and all(p.read_bytes()[:8] == PNG for p in pngs)
     samples = (run / "samples.txt").read_text()

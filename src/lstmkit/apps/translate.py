@@ -88,6 +88,18 @@ class EpochClock(Callback):
         self.seconds.append(time.perf_counter() - self._t0)
 
 
+def validation_nll(model, x, y_in, y, batch_size=64):
+    """Mean -log p(y_t | y_<t, x) over the real target tokens (no dropout, no smoothing)."""
+    total, count = 0.0, 0
+    for k in range(0, len(x), batch_size):
+        p = model.predict([x[k:k + batch_size], y_in[k:k + batch_size]], batch_size=batch_size)  # (b, T, V)
+        t = y[k:k + batch_size]
+        real = t != 0
+        total -= float(np.log(np.maximum(p[real, t[real]], 1e-30)).sum())
+        count += int(real.sum())
+    return total / max(count, 1)
+
+
 def fit_graph(model, data, epochs, batch_size, learning_rate, clipnorm, label_smoothing, patience, seed,
               verbose, log, checkpoint=None):
     """Model.fit on padded arrays (seq2seq/graph.arrays): the sparse cross-entropy over
@@ -106,12 +118,17 @@ def fit_graph(model, data, epochs, batch_size, learning_rate, clipnorm, label_sm
                   **(checkpoint or {})).history
     tokens = int((y != 0).sum())
     hist = {"loss": list(h["loss"]), "val_loss": list(h["val_loss"]),
-            "epoch_seconds": list(clock.seconds)}
+            "epoch_seconds": list(clock.seconds),
+            # the loss above is smoothed when label_smoothing > 0; this is the plain negative
+            # log-likelihood per real target token (nats) of the weights fit ends with
+            "final_val_nll": validation_nll(model, vx, vy_in, vy, batch_size)}
     # a resumed run times only the epochs it ran
     hist["tokens_per_s"] = [tokens / s for s in clock.seconds]
     if verbose:
         for e, (l, v) in enumerate(zip(hist["loss"], hist["val_loss"])):
             log(f"epoch {e + 1}/{epochs}: loss {l:.4f}, val_loss {v:.4f}")
+        nll = hist["final_val_nll"]
+        log(f"validation: {nll:.4f} nats per target token (perplexity {math.exp(min(nll, 50)):.1f}), unsmoothed")
     if patience and len(hist["val_loss"]) > 1 and hist["val_loss"][-1] > min(hist["val_loss"]):
         hist["restored_epoch"] = int(np.argmin(hist["val_loss"])) + 1
     return hist
