@@ -18,16 +18,16 @@ ranked by their score divided by the length penalty of GNMT (Wu et al. 2016),
 
 so that longer translations are not penalised just for having more factors
 below 1.
+
+Each step's selection (log-softmax of every row, the best `beam` of beam x V
+candidates per sentence) is one compiled pass over the logits (topk.py): in
+NumPy it was five passes and a float64 copy of the (N, V) array, a large part
+of a step at batch 1.
 """
 import numpy as np
 
 from ..data.subwords import BOS, EOS, PAD
-
-
-def log_softmax(z):
-    m = z.max(axis=-1, keepdims=True)
-    s = z - m
-    return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+from .topk import select
 
 
 def _max_len(src, max_len):
@@ -87,24 +87,19 @@ def beam_search(model, src, beam=5, alpha=0.6, max_len=None, return_attention=Fa
     prev = np.full(B * k, BOS, np.int64)
     attn = np.zeros((B, k, 0, S)) if return_attention else None
     base = (np.arange(B) * k)[:, None]                                         # (B, 1)
+    new_scores = np.empty((B, k))
+    origin, token = np.empty((B, k), np.int64), np.empty((B, k), np.int64)
     for _ in range(T):
         logits, weights, state = model.step(enc, state, prev)
-        V = logits.shape[-1]
-        logp = log_softmax(logits.astype(np.float64)).reshape(B, k, V)          # (B, k, V)
-        # a finished prefix continues only with padding, at no cost
-        logp[finished] = -np.inf
-        logp[..., PAD][finished] = 0.0
-        cand = (scores[:, :, None] + logp).reshape(B, k * V)                    # (B, k V)
-        top = np.argpartition(-cand, k - 1, axis=1)[:, :k]                      # the best k, unordered
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(cand, top, 1), axis=1,
-                                                 kind="stable"), 1)
-        origin, token = top // V, top % V                                       # (B, k)
-        scores = np.take_along_axis(cand, top, 1)
-        was_finished = np.take_along_axis(finished, origin, 1)
-        finished = was_finished | (token == EOS)
-        lengths = np.take_along_axis(lengths, origin, 1) + ~was_finished
-        tokens = np.concatenate([np.take_along_axis(tokens, origin[..., None], 1), token[..., None]], 2)
+        # the best k of the k x V extensions of each sentence's prefixes (topk.py, compiled): a
+        # finished prefix continues only with padding, at no cost
+        select(logits, scores, finished, PAD, new_scores, origin, token)
+        scores = new_scores.copy()
         rows = (base + origin).reshape(-1)                                      # (B k,) the rows to keep
+        was_finished = finished.reshape(-1)[rows].reshape(B, k)
+        finished = was_finished | (token == EOS)
+        lengths = lengths.reshape(-1)[rows].reshape(B, k) + ~was_finished
+        tokens = np.concatenate([tokens.reshape(B * k, -1)[rows].reshape(B, k, -1), token[..., None]], 2)
         states, feed = state
         state = ([tuple(s[rows] for s in st) for st in states], None if feed is None else feed[rows])
         if attn is not None and weights is not None:
