@@ -312,9 +312,23 @@ class Seq2Seq(Container):
         if self.attention is not None:
             x, weights, _ = self.attention.attend(x[:, None], enc.keys, enc.memory, enc.mask)
             x, weights = x[:, 0], weights[:, 0]
-        logits = self.output_layer.forward(x)                                        # (N, V)
+        logits = self._project(x)                                                    # (N, V)
         logits[:, [PAD, BOS]] = -np.inf               # never a target, so never written
         return logits, weights, (new_states, x if self.input_feeding else None)
+
+    def _project(self, x):
+        """The output layer at one decoding step, x (N, H) -> logits (N, V). For a few rows
+        (beam search of one sentence: N = beam) one matrix-vector product per row: BLAS's
+        matrix product packs the whole (H, V) weight for every call, and at N = 5, H = 256,
+        V = 4000 the row products took 0.22-0.31 ms against 0.33-0.43 ms (one thread)."""
+        W, b = self.output_layer.params["W"], self.output_layer.params["b"]
+        if x.shape[0] > 8 or x.dtype != W.dtype:
+            return self.output_layer.forward(x)                                      # (N, V)
+        out = np.empty((x.shape[0], W.shape[1]), W.dtype)
+        for r in range(x.shape[0]):
+            np.dot(x[r], W, out=out[r])                                              # x_r W
+        out += b
+        return out
 
     # ---- config --------------------------------------------------------------------------------
     def get_config(self):
