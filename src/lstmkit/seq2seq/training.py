@@ -55,10 +55,9 @@ def train_batch(model, src, tgt_in, tgt_out, optimizer, label_smoothing=0.0):
     """One update. Returns (smoothed loss, NLL per token, real target tokens)."""
     out = model.forward(src, tgt_in, training=True)                             # (B, T, H)
     real = tgt_out != PAD                                                       # (B, T)
-    logits = model.output_layer.forward(out[real])                                    # (N, V)
+    logits = model.output_layer.forward_rows(out, real)                         # (N, V), real tokens only
     loss, nll, dlogits = token_cross_entropy(logits, tgt_out[real], label_smoothing)
-    dout = np.zeros_like(out)
-    dout[real] = model.output_layer.backward_logits(dlogits)                          # (N, H)
+    dout = model.output_layer.backward_logits(dlogits)                          # (B, T, H), 0 at padding
     model.backward(dout)
     optimizer.apply(model.params, model.grads)
     return loss, nll, int(real.sum())
