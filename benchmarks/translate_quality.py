@@ -135,7 +135,7 @@ def write_report(out, results, table, meta):
         "the same initial weights, on the same batch order; its dropout masks are its own.", "",
         "Mean ± standard deviation over seeds (sample sd).", "",
         "| model | seeds | BLEU greedy | BLEU beam 5 | chrF greedy | chrF beam 5 | best val loss (nats/token) "
-        "| train target tokens/s (1 thread) |",
+        "| train target tokens/s (1 thread, wall clock on the shared machine) |",
         "|---|---|---|---|---|---|---|---|"]
     for key, t in table.items():
         lines.append(f"| {key} | {','.join(map(str, t['seeds']))} | {f(t['bleu_greedy'])} | "
@@ -150,9 +150,9 @@ def write_report(out, results, table, meta):
                      f"{r['greedy']['chrf']:.1f} | {r['beam']['chrf']:.1f} | "
                      f"{' '.join(f'{v:.3f}' for v in r['val_loss'])} | {r['wall_seconds']:.0f} | "
                      f"{r['cpu_seconds']:.0f} |")
-    lines += ["", f"Total: {meta['cpu_minutes']:.1f} CPU-minutes, {meta['wall_minutes']:.1f} minutes wall with "
-              f"{meta['jobs']} jobs at once; machine: {meta['machine']}; load average at the start "
-              f"{meta['load_start']}, at the end {meta['load_end']}.", ""]
+    wall = "" if meta["wall_minutes"] is None else f", {meta['wall_minutes']:.1f} minutes wall"
+    lines += ["", f"Total: {meta['cpu_minutes']:.1f} CPU-minutes{wall} with {meta['jobs']} jobs at once; "
+              f"machine: {meta['machine']}; load average when the table was made {meta['load_end']}.", ""]
     if meta.get("notes"):
         lines += [meta["notes"], ""]
     write_text(os.path.join(out, "results.md"), "\n".join(lines))
@@ -205,11 +205,11 @@ def main(argv=None):
             with open(path) as fh:
                 results.append(json.load(fh))
     table = summarize(results)
-    cmd = " ".join(["python benchmarks/translate_quality.py"] + [x for x in (argv or sys.argv[1:])])
+    cmd = (f"python benchmarks/translate_quality.py --seeds {a.seeds} --epochs {a.epochs} --jobs {a.jobs}"
+           + (f" --no-attention-seeds {a.no_attention_seeds}" if a.no_attention_seeds else ""))
     meta = {"command": cmd, "epochs": a.epochs, "seeds": seeds, "no_attention_seeds": plain, "jobs": a.jobs,
             "settings": SETTINGS, "cpu_minutes": sum(r["cpu_seconds"] for r in results) / 60,
-            "wall_minutes": (time.time() - t0) / 60 if not a.report_only else
-            max((r["wall_seconds"] for r in results), default=0) / 60,
+            "wall_minutes": (time.time() - t0) / 60 if not a.report_only else None,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "load_start": " ".join(f"{x:.1f}" for x in load0),
             "load_end": " ".join(f"{x:.1f}" for x in os.getloadavg()), "finished_jobs": len(results),
