@@ -36,8 +36,8 @@ option of the container model `Seq2Seq` (seq2seq/model.py).
 import numpy as np
 
 from ..data.subwords import BOS, PAD
-
-SCORES = ("dot", "general", "additive")
+from .attention import SCORES
+from .model import Encoded, check_settings, output_logits
 
 
 def build(src_vocab, tgt_vocab, embed_dim=256, units=256, layers=1, cell="lstm", bidirectional=False,
@@ -45,15 +45,7 @@ def build(src_vocab, tgt_vocab, embed_dim=256, units=256, layers=1, cell="lstm",
     """The teacher-forcing graph: inputs [source, target_in], output the next-token
     probabilities (B, T, tgt_vocab). attention: one of SCORES or None."""
     import lstmkit as lk
-    if cell not in ("lstm", "gru"):
-        raise ValueError(f"cell must be 'lstm' or 'gru'; got {cell!r}")
-    if attention is not None and attention not in SCORES:
-        raise ValueError(f"attention must be one of {SCORES} or None; got {attention!r}")
-    if bidirectional and units % 2:
-        raise ValueError(f"a bidirectional encoder splits units between its two directions: units must be "
-                         f"even; got {units}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+    check_settings(cell, attention, bidirectional, units, dropout)
     rnn = lk.LSTM if cell == "lstm" else lk.GRU
     n_states = 2 if cell == "lstm" else 1
     seeds = iter(range(1000))
@@ -148,20 +140,6 @@ def arrays(src, tgt, max_src=None, max_tgt=None):
     return x, y_in, y
 
 
-class Encoded:
-    """The sources' side of decoding for a batch of rows (beam search repeats rows):
-    memory (B, S, H), attention keys (additive: m W_k), source mask (B, S), and the
-    encoder's final states per layer (joined)."""
-    __slots__ = ("memory", "keys", "mask", "states")
-
-    def __init__(self, memory, keys, mask, states):
-        self.memory, self.keys, self.mask, self.states = memory, keys, mask, states
-
-    def take(self, rows):
-        return Encoded(self.memory[rows], None if self.keys is None else self.keys[rows], self.mask[rows],
-                       [tuple(s[rows] for s in st) for st in self.states])
-
-
 class GraphDecoder:
     """encode / start / step over a trained graph's layers (no dropout: inference),
     in seq2seq/search.py's protocol: step(enc, state, prev) -> (logits (N, V),
@@ -217,8 +195,7 @@ class GraphDecoder:
             ctx, w = self.attention.forward(ins, mask=[None, enc.mask], return_attention_scores=True)
             x = self.combine.forward(np.concatenate([ctx, h], axis=-1))[:, 0]   # h~ (N, H)
             weights = w[:, 0]
-        p = self.output.params
-        logits = x @ p["W"] + p["b"]                                             # (N, V)
+        logits = output_logits(self.output, x)          # (N, V), the softmax left to the search
         logits[:, [PAD, BOS]] = -np.inf               # never a target, so never written
         return logits, weights, (new, None)
 
