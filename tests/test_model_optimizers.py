@@ -40,13 +40,60 @@ def run_torch(make, steps=5):
     (lambda: lk.SGD(0.1, momentum=0.9, nesterov=True), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
     (lambda: lk.Adam(0.01), lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-7)),
     (lambda: lk.Adam(0.01, beta_1=0.5, beta_2=0.9, epsilon=1e-8), lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.5, 0.9), eps=1e-8)),
+    (lambda: lk.AdamW(0.01, weight_decay=0.1), lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, eps=1e-7)),
+    (lambda: lk.AdamW(schedules.StepDecay(0.05, 2, 0.5), weight_decay=0.3, beta_1=0.5, epsilon=1e-8, clipnorm=1.0),
+     None),
     (lambda: lk.RMSprop(0.01), lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=1e-7)),
     (lambda: lk.RMSprop(0.01, rho=0.99, momentum=0.5), lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99, eps=1e-7, momentum=0.5)),
-], ids=["sgd", "momentum", "nesterov", "adam", "adam-betas", "rmsprop", "rmsprop-momentum"])
+], ids=["sgd", "momentum", "nesterov", "adam", "adam-betas", "adamw", "adamw-schedule-clipped", "rmsprop",
+        "rmsprop-momentum"])
 def test_matches_torch(ours, theirs):
+    if theirs is None:                   # AdamW with a step schedule and clipnorm: torch's scheduler and clipping
+        def theirs(p):
+            return _TorchAdamWScheduled(p)
     a, b = run_ours(ours()), run_torch(theirs)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12)
+
+
+class _TorchAdamWScheduled:
+    """torch.optim.AdamW (lr 0.05 halved every 2 steps, weight decay 0.3, betas (0.5, 0.999), eps 1e-8)
+    on gradients scaled to a global norm of at most 1: what lk.AdamW with StepDecay and clipnorm must match.
+    (The scaling by hand: torch's clip_grad_norm_ divides by norm + 1e-6.)"""
+
+    def __init__(self, params):
+        self.params = params
+        self.opt = torch.optim.AdamW(params, lr=0.05, weight_decay=0.3, betas=(0.5, 0.999), eps=1e-8)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=2, gamma=0.5)
+
+    def step(self):
+        norm = float(torch.sqrt(sum((t.grad ** 2).sum() for t in self.params)))
+        for t in self.params:
+            t.grad *= min(1.0, 1.0 / norm)
+        self.opt.step()
+        self.sched.step()
+
+
+def test_adamw_decay_is_decoupled():
+    # with a zero gradient Adam does not move; AdamW still shrinks each weight by lr * weight_decay of itself
+    p = {"w": np.array([1.0, -2.0, 4.0])}
+    opt = lk.AdamW(0.1, weight_decay=0.5)
+    opt.apply(p, {"w": np.zeros(3)})
+    np.testing.assert_allclose(p["w"], [0.95, -1.9, 3.8])
+    # weight_decay 0 is Adam, bit for bit, in float32 too
+    a = {k: v.astype(np.float32) for k, v in P0.items()}
+    b = {k: v.copy() for k, v in a.items()}
+    adam, adamw = lk.Adam(0.01), lk.AdamW(0.01, weight_decay=0.0)
+    for g in GRADS:
+        adam.apply(a, g)
+        adamw.apply(b, g)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert optimizers.get("adamw").weight_decay == 0.004
+    back = optimizers.deserialize(optimizers.serialize(lk.AdamW(0.01, weight_decay=0.2, beta_1=0.8)))
+    assert isinstance(back, lk.AdamW) and back.weight_decay == 0.2 and back.beta_1 == 0.8
+    with pytest.raises(ValueError, match="weight_decay must be a number >= 0; got -1"):
+        lk.AdamW(weight_decay=-1)
 
 
 def test_hand_computed_steps():

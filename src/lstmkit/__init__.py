@@ -21,7 +21,7 @@ from .layers import (Layer, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Embed
 from .layers import RNN, Cell, SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells, register_cell
 from . import layers, models
 from .models import Sequential, Model, save_model, load_model
-from .optimizers import SGD, Adam, RMSprop
+from .optimizers import SGD, Adam, AdamW, RMSprop
 from .losses import (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
                      MeanSquaredError, MeanAbsoluteError, Pinball)
 from .callbacks import (Callback, History, EarlyStopping, ModelCheckpoint, CSVLogger,

@@ -155,6 +155,28 @@ class Adam(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as torch.optim.AdamW:
+    p -= lr * weight_decay * p, then the Adam step from the gradient alone.
+    Unlike an L2 term added to the loss, the decay does not pass through Adam's
+    per-weight scaling: every weight shrinks by the same fraction per step.
+    Default weight_decay 0.004 (Keras's AdamW; torch's default is 0.01)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+
+    def update(self, key, p, g, lr, scale=1.0):
+        if self.weight_decay:
+            p *= p.dtype.type(1 - lr * self.weight_decay)     # decay first, from the old weights (in place)
+        super().update(key, p, g, lr, scale)
+
+    def get_config(self):
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
 class RMSprop(Optimizer):
     """v = rho v + (1 - rho) g^2;  p -= lr g / (sqrt(v) + epsilon)
     (with momentum: buf = momentum buf + g / (sqrt(v) + epsilon); p -= lr buf)."""
@@ -177,7 +199,7 @@ class RMSprop(Optimizer):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
 
 def get(optimizer):
