@@ -1,5 +1,5 @@
 """The functional API's new layers, one by one: Concatenate, Add, Subtract,
-Average, Multiply, Dot, RepeatVector, TimeDistributed, Attention (dot,
+Average, Multiply, Dot, RepeatVector, Cropping1D, TimeDistributed, Attention (dot,
 general, concat; scale; masks; causal) and AdditiveAttention.
 
 Each backward is checked twice in float64, under a random upstream gradient
@@ -163,6 +163,23 @@ def test_repeat_vector():
     assert layer.compute_output_shape((D,)) == (4, D)
     with pytest.raises(ValueError, match="n must be a positive integer"):
         lk.RepeatVector(0)
+
+
+def test_cropping1d():
+    layer = lk.Cropping1D((1, 2), **F64)
+    run_checks(layer, [r(B, T + 3, D)], lambda x, p: x[0][:, 1:-2])
+    assert layer.compute_output_shape((T + 3, D)) == (T, D)
+    last = lk.Cropping1D((T - 2, 0), **F64)                            # the last two steps
+    x = r(B, T, D)
+    np.testing.assert_array_equal(last.forward(x), x[:, -2:])
+    np.testing.assert_array_equal(last.backward(np.ones((B, 2, D)))[:, :-2], 0.0)
+    np.testing.assert_array_equal(last.compute_mask(x, mask_of([3, 2, 1])), mask_of([3, 2, 1])[:, -2:])
+    assert lk.Cropping1D(2).cropping == (2, 2)
+    assert lk.layers.layer_from_config(lk.layers.serialize_layer(last)).cropping == (T - 2, 0)
+    with pytest.raises(ValueError, match="cropping must be a whole number >= 0 or a pair"):
+        lk.Cropping1D((1, -1))
+    with pytest.raises(ValueError, match=r"cropping \(2, 2\) leaves no step of a sequence of 4"):
+        lk.Cropping1D(2).forward(r(B, 4, D))
 
 
 def test_time_distributed_dense_equals_dense_per_step():

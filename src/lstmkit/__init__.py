@@ -17,7 +17,7 @@ from .settings import config
 from . import callbacks, datasets, gradcheck, initializers, losses, metrics, optimizers, schedules
 from .layers import (Layer, SimpleRNN, LSTM, GRU, Bidirectional, RNNStack, Embedding, Dense, Dropout,
                      Flatten, Input, InputLayer, Concatenate, Add, Subtract, Average, Multiply, Dot,
-                     RepeatVector, TimeDistributed, Attention, AdditiveAttention)
+                     RepeatVector, Cropping1D, TimeDistributed, Attention, AdditiveAttention)
 from .layers import RNN, Cell, SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells, register_cell
 from . import layers, models
 from .models import Sequential, Model, save_model, load_model

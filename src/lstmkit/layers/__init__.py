@@ -14,5 +14,6 @@ from .symbolic import Input, InputLayer, SymbolicTensor
 from .merge import (Concatenate, Add, Subtract, Average, Multiply, Dot, concatenate, add, subtract,
                     average, multiply, dot)
 from .repeat_vector import RepeatVector
+from .cropping import Cropping1D
 from .time_distributed import TimeDistributed
 from .attention import Attention, AdditiveAttention
