@@ -211,3 +211,26 @@ def test_ensemble_window_mean_and_conformal_interval(tmp_path, capsys):
     m = json.loads((tmp_path / "raw" / "metrics.json").read_text())
     assert "model (uncalibrated)" not in m["intervals"] and m["calibration"] == "none"
     assert json.loads((tmp_path / "raw" / "meta.json").read_text())["conformal_margin"] == [0.0]
+
+
+def test_linear_skip_and_weight_decay(tmp_path, capsys):
+    """--skip K --weight-decay: the network with a linear skip, trained with AdamW; predict reads it back."""
+    from lstmkit.cli.main import main
+    import lstmkit as lk
+    csv = write_dated(tmp_path / "m.csv")
+    rc = main(["forecast", "train", str(csv), "--columns", "load", "--date-column", "month", "--season", "12",
+               "--window", "12", "--horizon", "2", "--skip", "12", "--weight-decay", "0.01", "--epochs", "3",
+               "--units", "4", "--baselines", "naive", "--interval", "0", "--out", str(tmp_path / "run"), "--quiet"])
+    r = capsys.readouterr()
+    assert rc == 0, r.err
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["skip"] == 12 and m["weight_decay"] == 0.01
+    model = lk.load_model(str(tmp_path / "run" / "model.safetensors"))
+    assert model.params["ar_skip/W"].shape == (12 * 3, 2) and model.params["ar_skip/W"].any()   # load + month sin/cos
+    assert main(["forecast", "predict", "--model", str(tmp_path / "run"), str(csv), "--out", str(tmp_path / "p")]) == 0
+    assert len((tmp_path / "p" / "forecast.csv").read_text().splitlines()) == 3
+    capsys.readouterr()
+    rc = main(["forecast", "train", str(csv), "--columns", "load", "--window", "12", "--skip", "13",
+               "--out", str(tmp_path / "bad"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "skip must be a whole number of steps from 0 to the window (12); got 13" in err[0]

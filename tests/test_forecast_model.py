@@ -141,3 +141,42 @@ def test_calibration_windows_are_the_validation_windows():
     q = fm.forecast_quantiles(model, frame, vo, 12, 3)
     m = fm.conformal_margin(q[..., 0], q[..., 2], frame.actual(vo, 2), 0.9)
     assert m.shape == (2,) and np.all(np.isfinite(m))
+
+
+def test_linear_skip_adds_a_linear_map_of_the_last_steps():
+    """build(skip=k): the output is the network's plus a linear map (no bias) of
+    the last k steps of the window, zero at first; trained with the rest."""
+    import lstmkit as lk
+    x = np.random.default_rng(1).normal(size=(5, 12, 3)).astype(np.float32)   # (B, W, F + K)
+    plain = fm.build("lstm", 4, 12, 3, 2, seed=0)
+    model = fm.build("gru", 4, 12, 3, 2, seed=0, skip=4)
+    assert isinstance(plain, lk.Sequential) and isinstance(model, lk.Model)
+    skip = [k for k in model.params if k.startswith("ar_skip/")]
+    assert skip == ["ar_skip/W"] and model.params["ar_skip/W"].shape == (4 * 3, 2)
+    assert not model.params["ar_skip/W"].any()                                # starts as the plain network
+    before = model.predict(x)
+    W = np.random.default_rng(2).normal(size=(12, 2)).astype(np.float32)
+    model.params["ar_skip/W"][...] = W
+    after = model.predict(x)
+    np.testing.assert_allclose(after - before, x[:, -4:].reshape(5, -1) @ W, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"skip must be a whole number of steps from 0 to the window \(12\); got 13"):
+        fm.build("lstm", 4, 12, 3, 2, seed=0, skip=13)
+
+
+def test_skip_learns_a_linear_series_and_weight_decay_shrinks_weights():
+    rng = np.random.default_rng(0)
+    n = 200
+    y = np.zeros(n)
+    for t in range(2, n):                                                     # AR(2) with a season-like swing
+        y[t] = 1.2 * y[t - 1] - 0.5 * y[t - 2] + rng.normal()
+    frame = fm.Frame(y[:, None], 0, 160, Calendar(n, None, None, []), "level")
+    common = dict(epochs=8, seed=0, batch_size=16)
+    model, hist, _ = fm.fit(frame, "recursive", "lstm", 4, 8, 1, 160, skip=3, **common)
+    assert hist["loss"][-1] < hist["loss"][0] and np.abs(model.params["ar_skip/W"]).max() > 0.05
+    assert type(model.optimizer).__name__ == "Adam"
+    norms = {}
+    for wd in (0.0, 20.0):
+        m, _, _ = fm.fit(frame, "recursive", "lstm", 4, 8, 1, 160, weight_decay=wd, **common)
+        assert type(m.optimizer).__name__ == ("AdamW" if wd else "Adam")
+        norms[wd] = np.sqrt(sum(float((p.astype(np.float64) ** 2).sum()) for p in m.params.values()))
+    assert norms[20.0] < 0.8 * norms[0.0]

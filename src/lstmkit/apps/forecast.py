@@ -12,7 +12,9 @@ the data up to o only.
 
 ensemble=N trains N networks (seeds seed .. seed + N - 1) and forecasts with
 the mean of their forecasts: one forecaster, less dependent on one seed's
-luck. calibration="conformal" calibrates the quantile model's interval on its
+luck. skip=k adds a linear autoregressive map of the window's last k steps to
+the network's output, trained with it (forecast_model.build); weight_decay
+trains with AdamW instead of Adam. calibration="conformal" calibrates the quantile model's interval on its
 validation windows (split conformal, forecast_model.conformal_margin): that
 model is then never refitted on them, and its interval is widened (or
 narrowed) per horizon step by the margin, which predict applies too.
@@ -95,13 +97,17 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
           learning_rate=0.005, mode="relative", deseason=False, strategy="direct", features=FEATURES, interval=0.9,
           baselines=BASELINES, date_column=None, date_format=None, patience=0, refit=False, dropout=0.0,
           seed=0, encoding_errors="strict", verbose=1, log=print, checkpoint=None, ensemble=1,
-          calibration="conformal"):
+          calibration="conformal", skip=0, weight_decay=0.0):
     if mode not in MODES:
         raise DataError(f"mode must be one of {MODES}; got {mode!r}")
     if strategy not in STRATEGIES:
         raise DataError(f"strategy must be one of {STRATEGIES}; got {strategy!r}")
     if not (isinstance(ensemble, int) and ensemble >= 1):
         raise DataError(f"ensemble must be a whole number of networks, 1 or more; got {ensemble!r}")
+    if not (isinstance(skip, int) and 0 <= skip <= window):
+        raise DataError(f"skip must be a whole number of steps from 0 to the window ({window}); got {skip!r}")
+    if not weight_decay >= 0:
+        raise DataError(f"weight_decay must be 0 or more; got {weight_decay!r}")
     if calibration not in CALIBRATIONS:
         raise DataError(f"calibration must be one of {CALIBRATIONS}; got {calibration!r}")
     if interval and not 0 < interval < 1:
@@ -131,7 +137,7 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
 
     common = dict(cell=cell, units=units, window=window, horizon=horizon, cut=cut, val_fraction=val_fraction,
                   epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate,
-                  seed=seed, dropout=dropout, refit=refit, verbose=verbose)
+                  seed=seed, dropout=dropout, refit=refit, verbose=verbose, skip=skip, weight_decay=weight_decay)
     model, hist, fit_info = fm.fit(frame, kind, checkpoint=checkpoint, **common)
     fit_info.pop("validation_origins")
     members = [model]
@@ -214,7 +220,8 @@ def train(path=None, dataset=None, columns=None, target=None, out=None, window=2
     plotting.history(hist, os.path.join(out_dir, "history.png"), "forecaster training (scaled MSE)")
     metrics = {"app": "forecast", "command": "train", "source": source, "target": names[t_idx], "cell": cell,
                "window": window, "horizon": horizon, "season": season, "mode": mode, "deseason": deseason,
-               "strategy": strategy, "ensemble": ensemble, "calibration": calibration if interval else None,
+               "strategy": strategy, "ensemble": ensemble, "skip": skip, "weight_decay": weight_decay,
+               "calibration": calibration if interval else None,
                "features": calendar.names, "test_origins": len(origins),
                "test_start": _when(x[cut]), "test": report, "intervals": intervals,
                "interval_level": interval, "quantiles": quantiles, "baselines": base_info,

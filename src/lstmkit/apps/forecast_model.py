@@ -181,13 +181,37 @@ class Frame:
         return self.values[origins[:, None] + 1 + np.arange(horizon), self.t_idx]  # (M, H)
 
 
-def build(cell, units, window, n_inputs, n_outputs, seed, dropout=0.0, loss="mse", learning_rate=0.005):
+def build(cell, units, window, n_inputs, n_outputs, seed, dropout=0.0, loss="mse", learning_rate=0.005,
+          skip=0, weight_decay=0.0):
+    """The forecaster's network: RNN -> [Dropout] -> Dense(n_outputs).
+
+    skip=k > 0 adds a linear autoregressive skip beside it (LSTNet's
+    "highway"): a linear map, without bias, of the last k steps of the window's
+    inputs, added to the head's output. Both are one network trained together
+    end to end; the skip starts at zero (the plain network), and carries a
+    linear or seasonal component the recurrent part need not learn.
+    weight_decay > 0: AdamW (decoupled weight decay) instead of Adam."""
     import lstmkit as lk
-    layers = [recurrent_layer(cell, units, input_shape=(window, n_inputs))]
-    if dropout:
-        layers.append(lk.Dropout(dropout))
-    model = lk.Sequential(layers + [lk.Dense(n_outputs)], seed=seed)
-    model.compile(optimizer=lk.Adam(learning_rate, clipnorm=5.0), loss=loss)
+    if not (isinstance(skip, (int, np.integer)) and 0 <= skip <= window):
+        raise ValueError(f"skip must be a whole number of steps from 0 to the window ({window}); got {skip!r}")
+    opt = (lk.AdamW(learning_rate, weight_decay=weight_decay, clipnorm=5.0) if weight_decay
+           else lk.Adam(learning_rate, clipnorm=5.0))
+    if not skip:
+        layers = [recurrent_layer(cell, units, input_shape=(window, n_inputs))]
+        if dropout:
+            layers.append(lk.Dropout(dropout))
+        model = lk.Sequential(layers + [lk.Dense(n_outputs)], seed=seed)
+    else:
+        s = 1000 * seed                                                        # each layer its own seed
+        x = lk.Input(shape=(window, n_inputs))                                 # (B, W, F + K)
+        h = recurrent_layer(cell, units, seed=s + 1)(x)                        # (B, units)
+        if dropout:
+            h = lk.Dropout(dropout, seed=s + 2)(h)
+        head = lk.Dense(n_outputs, seed=s + 3)(h)                              # (B, n_outputs)
+        last = lk.Flatten()(lk.Cropping1D((window - skip, 0))(x))              # (B, k (F + K))
+        ar = lk.Dense(n_outputs, use_bias=False, kernel_initializer="zeros", name="ar_skip")(last)
+        model = lk.Model(x, lk.Add()([head, ar]))                             # (B, n_outputs)
+    model.compile(optimizer=opt, loss=loss)
     return model
 
 
@@ -249,7 +273,7 @@ def training_origins(kind, lookback, horizon, cut):
 
 def fit(frame, kind, cell, units, window, horizon, cut, val_fraction=0.1, epochs=30, patience=0,
         batch_size=32, learning_rate=0.005, seed=0, dropout=0.0, quantiles=None, refit=False, verbose=0,
-        val_windows=None, checkpoint=None):
+        val_windows=None, checkpoint=None, skip=0, weight_decay=0.0):
     """Train one forecaster on the windows before the test period.
 
     The last val_fraction of those windows (or the last val_windows of them),
@@ -258,7 +282,7 @@ def fit(frame, kind, cell, units, window, horizon, cut, val_fraction=0.1, epochs
     refit, a fresh model (same seed) then trains on all the windows, the
     validation ones included, for the best number of epochs.
     checkpoint: fit's checkpoint options (checkpoint_dir, resume, ...) for the
-    first training (not the refit).
+    first training (not the refit). skip, weight_decay: see build.
     Returns (model, history, {"epochs": best epoch count, windows ...,
     "validation_origins": the origins (array) of the validation windows}).
     Without refit the model never trained on those windows (early stopping
@@ -278,7 +302,8 @@ def fit(frame, kind, cell, units, window, horizon, cut, val_fraction=0.1, epochs
     else:
         Y, n_out, loss = frame.direct_targets(origins, horizon), horizon * len(quantiles), lk.Pinball(quantiles)
     tr, va = slice(0, len(origins) - n_val), slice(len(origins) - n_val, None)
-    make = lambda: build(cell, units, window, frame.n_inputs, n_out, seed, dropout, loss, learning_rate)
+    make = lambda: build(cell, units, window, frame.n_inputs, n_out, seed, dropout, loss, learning_rate, skip,
+                         weight_decay)
     model = make()
     stop = [lk.EarlyStopping(patience=patience, restore_best_weights=True)] if patience else []
     hist = model.fit(X[tr], Y[tr], epochs=epochs, batch_size=batch_size, validation_data=(X[va], Y[va]),

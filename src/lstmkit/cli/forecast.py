@@ -63,11 +63,17 @@ def register(sub):
     t.add_argument("--refit", action="store_true",
                    help="after training, train afresh on the validation windows too, for the best epoch count")
     t.add_argument("--dropout", type=_zero_or_fraction, default=0.0, help="dropout before the output layer")
+    t.add_argument("--skip", type=int, default=0, metavar="K",
+                   help="a linear autoregressive skip beside the network (LSTNet's highway): a linear map of "
+                        "the last K steps of the window added to its output, trained with it (0: none; at most "
+                        "--window)")
+    t.add_argument("--weight-decay", type=float, default=0.0,
+                   help="decoupled weight decay (AdamW instead of Adam), e.g. 0.001; 0: none")
     t.add_argument("--ensemble", type=positive_int, default=1,
                    help="train this many networks (seeds --seed, --seed + 1, ...) and forecast with the mean of "
                         "their forecasts")
     t.add_argument("--batch-size", type=positive_int, default=32, help="windows per update")
-    t.add_argument("--lr", type=positive_float, default=0.005, help="Adam learning rate")
+    t.add_argument("--lr", type=positive_float, default=0.005, help="Adam (AdamW) learning rate")
     add_checkpoint(t)
     add_common(t)
     t.set_defaults(func=run_train)
@@ -135,7 +141,8 @@ def run_train(a):
                              baselines=a.baselines, date_column=a.date_column, date_format=a.date_format,
                              patience=a.patience, refit=a.refit, dropout=a.dropout, seed=a.seed,
                              encoding_errors=a.encoding_errors, verbose=verbose(a), log=say,
-                             checkpoint=checkpoint_args(a), ensemble=a.ensemble, calibration=a.calibration)
+                             checkpoint=checkpoint_args(a), ensemble=a.ensemble, calibration=a.calibration,
+                             skip=a.skip, weight_decay=a.weight_decay)
     t = metrics["test"]
     line = f"test_rmse: {t['model']['rmse']:.4f}"
     if metrics.get("best_baseline"):
