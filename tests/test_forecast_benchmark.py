@@ -26,6 +26,12 @@ def test_benchmark_writes_its_tables(tmp_path, capsys):
     stage = [row["stage"] for row in lstm["selection"]]
     assert stage.count(1) == 20 and stage.count(2) == 7 and stage.count("1b") in (1, 2)
     assert any(row["window"] == 32 for row in lstm["selection"])
+    # then (stage 3) the linear skip over the last 5 steps (season + 1), over the whole window, over 5 steps of a
+    # window of 12 (three seasons) unless the window is 12 already; then weight decay 0.01 and 0.1
+    three = [row for row in lstm["selection"] if row["stage"] == 3]
+    assert len(three) in (4, 5) and {row["weight_decay"] for row in three[-2:]} == {0.01, 0.1}
+    assert {row["skip"] for row in three[:-2]} >= {5} and all(row["skip"] > 0 for row in three[:-2])
+    assert {"skip", "weight_decay"} <= set(lstm["config"])
     assert len(lstm["intervals"]) == 2 and len(lstm["intervals_calibrated"]) == 2
     assert all(len(c["margin"]) == 4 for c in lstm["intervals_calibrated"])
     md = (tmp_path / "results.md").read_text()
@@ -37,11 +43,15 @@ def test_benchmark_writes_its_tables(tmp_path, capsys):
     assert list(joined["series"]) == ["unemp"] and joined["series"]["unemp"] == r
     assert (tmp_path / "all" / "results.md").read_text() == md
     # and runs over different cells of one series
-    bench.main(["--series", "unemp", "--cells", "gru", "--seeds", "2", "--folds", "2", "--epochs", "2",
+    bench.main(["--series", "unemp", "--cells", "gru,hybrid", "--seeds", "2", "--folds", "2", "--epochs", "2",
                 "--patience", "1", "--reuse-stage1", str(tmp_path / "results.json"), "--out", str(tmp_path / "gru")])
     bench.main(["--combine", str(tmp_path), str(tmp_path / "gru"), "--out", str(tmp_path / "mixed")])
     mixed = json.loads((tmp_path / "mixed" / "results.json").read_text())["series"]["unemp"]["networks"]
     assert mixed["lstm"] == r["networks"]["lstm"] and len(mixed["gru"]["h1"]) == 2
+    # the extra row: SARIMA + an LSTM on SARIMA's one-step errors (SARIMA's own errors as in the baselines)
+    hyb = mixed["hybrid"]
+    assert len(hyb["h1"]) == 2 and hyb["sarima_h1"] == r["baselines"]["SARIMA"]["h1"] and hyb["config"]["window"] == 8
+    assert "### Extra row, not counted above: SARIMA + an LSTM" in (tmp_path / "mixed" / "results.md").read_text()
     # the stage-1 scores were taken from the first run, not trained again
     gru = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]["networks"]["gru"]
     first = [row for row in gru["selection"] if row["stage"] == 1]

@@ -21,7 +21,12 @@ For each series (the last 20 % is the test period):
      (twice the longest of stage 1: two years of weeks for co2) and the window
      mean instead of the last value as the level (mode "mean"). Stage 2 tries
      units x dropout for the winner so far: 32/64 x 0/0.2 (GRU), 8/16/32/64 x
-     0/0.2 (LSTM: small models for the short series). The lowest score wins.
+     0/0.2 (LSTM: small models for the short series). The LSTM then tries
+     (stage 3) a linear autoregressive skip beside the network (LSTNet's
+     highway, fm.build's skip): over the last season + 1 steps, over the whole
+     window, and over the last season + 1 steps of a window of three seasons
+     (series with seasons of at most 20 steps); then, for the winner so far,
+     decoupled weight decay (AdamW) of 0.01 and 0.1. The lowest score wins.
      The test period is not looked at.
   3. With that configuration, for each seed: a one-step model (horizon 1, and
      rolled forward for the recursive multi-step forecast), a direct model of
@@ -34,6 +39,12 @@ For each series (the last 20 % is the test period):
      in the series' units. Networks: mean and standard deviation over seeds,
      and the ensemble (the mean of the seeds' forecasts: one forecaster).
 Writes results.json, results.md and one PNG per series into --out.
+
+--cells hybrid adds an EXTRA row that is not an LSTM forecast and does not
+count for the LSTM-vs-classical verdict: SARIMA's one-step forecast plus an
+LSTM's forecast of SARIMA's next one-step error (the ARIMA + network hybrid),
+the LSTM trained on SARIMA's errors before the test period with a fixed
+configuration (nothing chosen).
 """
 import argparse
 import itertools
@@ -66,15 +77,36 @@ SERIES = {"sunspots": {"windows": (11, 22), "horizon": 5},
 MODES = ("relative", "seasonal", "level")
 FEATURES = ((), ("season", "month"))
 INPUTS = ("window", "mode", "deseason", "features")
+CONFIG = INPUTS + ("units", "dropout", "skip", "weight_decay")   # what a configuration is
+NEW = {"skip": 0, "weight_decay": 0.0}                        # options of stage 3 (and their defaults)
+DECAYS = (0.01, 0.1)
 STAGE2 = {"gru": ((32, 0.0), (64, 0.0), (32, 0.2), (64, 0.2)),          # units, dropout
           "lstm": tuple(itertools.product((8, 16, 32, 64), (0.0, 0.2)))}
-VARIANTS = ("lstm",)                                   # cells that try stage 1b (longer window, window mean)
+VARIANTS = ("lstm",)                         # cells that try stage 1b (longer window, window mean) and stage 3
 CELLS = ("lstm", "gru")
 LEVEL = 0.9
+HYBRID = {"units": 16, "dropout": 0.0, "mode": "level"}    # the residual network of --cells hybrid (fixed)
 
 
 def rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def key(cfg):
+    """A configuration as a string (the options of stage 3 at their defaults if absent)."""
+    return json.dumps({k: {**NEW, **cfg}[k] for k in CONFIG}, sort_keys=True)
+
+
+def stage3_skips(best, season):
+    """The skips stage 3 tries for the best configuration so far: over the last
+    season + 1 steps (as a seasonal AR model reads) and over the whole window;
+    and a window of three seasons with the season + 1 skip, if a season is at
+    most 20 steps."""
+    W, k = best["window"], min(best["window"], season + 1)
+    tries = [{**NEW, **best, "skip": s} for s in sorted({k, W})]
+    if season <= 20 and 3 * season != W:
+        tries.append({**NEW, **best, "window": 3 * season, "skip": season + 1})
+    return tries
 
 
 class Bench:
@@ -87,7 +119,8 @@ class Bench:
         model, hist, info = fm.fit(frame, kind, cell, cfg["units"], cfg["window"], H, cut,
                                    val_fraction=a.val_fraction, epochs=a.epochs, patience=a.patience,
                                    batch_size=a.batch_size, learning_rate=a.lr, seed=seed, dropout=cfg["dropout"],
-                                   quantiles=quantiles, refit=refit)
+                                   quantiles=quantiles, refit=refit, skip=cfg.get("skip", 0),
+                                   weight_decay=cfg.get("weight_decay", 0.0))
         self.bar.update(1)
         return model, info
 
@@ -108,7 +141,8 @@ class Bench:
             frame = self.frame(v, end, cal_args, cfg)
             model, _, info = fm.fit(frame, "recursive", cell, cfg["units"], cfg["window"], 1, end,
                                     epochs=a.epochs, patience=a.patience, batch_size=a.batch_size,
-                                    learning_rate=a.lr, seed=1000 + k, dropout=cfg["dropout"], val_windows=block)
+                                    learning_rate=a.lr, seed=1000 + k, dropout=cfg["dropout"], val_windows=block,
+                                    skip=cfg.get("skip", 0), weight_decay=cfg.get("weight_decay", 0.0))
             self.bar.update(1)
             W = cfg["window"]
             origins = fm.training_origins("recursive", frame.lookback(W), 1, end)[-block:]
@@ -117,7 +151,8 @@ class Bench:
         return {**cfg, "validation_rmse": float(np.mean(scores)), "fold_rmse": scores, "epochs": epochs}
 
     def cached(self, name, cell):
-        """Stage-1 scores from an earlier run's results.json (--reuse-stage1), by configuration."""
+        """Validation scores from an earlier run's results.json (--reuse-stage1), by configuration
+        (any stage: the same configuration scores the same, the runs being deterministic)."""
         if not self.a.reuse_stage1:
             return {}
         doc = json.loads(open(self.a.reuse_stage1, encoding="utf-8").read())
@@ -125,8 +160,7 @@ class Bench:
         if any(doc["settings"][k] != getattr(self.a, k) for k in same):
             raise SystemExit(f"--reuse-stage1: {self.a.reuse_stage1} was made with other settings")
         rows = doc["series"].get(name, {}).get("networks", {}).get(cell, {}).get("selection", [])
-        return {json.dumps({k: r[k] for k in INPUTS + ("units", "dropout")}, sort_keys=True): r
-                for r in rows if r["stage"] == 1}
+        return {key(r): r for r in rows}
 
     def select(self, name, v, cut, cal_args, cell, log):
         """Stage 1: the inputs (window x mode x deseasonalising x calendar) with 32
@@ -134,37 +168,52 @@ class Bench:
         Each by the lowest mean validation RMSE."""
         rows = []
         cached = self.cached(name, cell)
+
+        def scored(cfg):
+            """The configuration's validation score: from --reuse-stage1's run if it has it, else trained."""
+            cfg = {**NEW, **cfg}
+            if key(cfg) in cached:
+                self.bar.update(self.a.folds)
+                return {**cached[key(cfg)], **NEW, **{k: cfg[k] for k in CONFIG}, "stage": cfg["stage"],
+                        "reused": True}
+            return self.score(v, cut, cal_args, cell, cfg)
+
         show = lambda r: log(f"    {cell} W={r['window']:<3} {r['mode']:<8} deseason={'yes' if r['deseason'] else 'no '} "
                              f"calendar={'yes' if r['features'] else 'no '} units={r['units']:<3} "
-                             f"dropout={r['dropout']}: validation RMSE {r['validation_rmse']:.4f} "
+                             f"dropout={r['dropout']} skip={r.get('skip', 0)} weight decay={r.get('weight_decay', 0)}: "
+                             f"validation RMSE {r['validation_rmse']:.4f} "
                              f"(epochs {r['epochs']})")
         for W, mode, deseason, feats in itertools.product(SERIES[name]["windows"], MODES, (False, True), FEATURES):
             if deseason and mode == "seasonal":
                 continue                                 # seasonal differences leave no profile to remove
             cfg = {"window": W, "mode": mode, "deseason": deseason, "features": list(feats), "units": 32,
                    "dropout": 0.0, "stage": 1}
-            key = json.dumps({k: cfg[k] for k in INPUTS + ("units", "dropout")}, sort_keys=True)
-            rows.append({**cached[key], "reused": True} if key in cached else self.score(v, cut, cal_args, cell, cfg))
-            if key in cached:
-                self.bar.update(self.a.folds)
+            rows.append(scored(cfg))
             show(rows[-1])
         first = min(rows, key=lambda r: r["validation_rmse"])
         if cell in VARIANTS:
             longer = {**first, "window": 2 * max(SERIES[name]["windows"])}
             tries = [longer] + ([{**first, "mode": "mean"}] if first["mode"] in ("relative", "level") else [])
             for cfg in tries:
-                rows.append(self.score(v, cut, cal_args, cell, {**{k: cfg[k] for k in INPUTS}, "units": 32,
-                                                                "dropout": 0.0, "stage": "1b"}))
+                rows.append(scored({**{k: cfg[k] for k in INPUTS}, "units": 32, "dropout": 0.0, "stage": "1b"}))
                 show(rows[-1])
             first = min(rows, key=lambda r: r["validation_rmse"])
         for units, dropout in STAGE2[cell]:
             if (units, dropout) == (32, 0.0):
                 continue
-            rows.append(self.score(v, cut, cal_args, cell, {**{k: first[k] for k in INPUTS}, "units": units,
-                                                            "dropout": dropout, "stage": 2}))
+            rows.append(scored({**{k: first[k] for k in INPUTS}, "units": units, "dropout": dropout, "stage": 2}))
             show(rows[-1])
         best = min([first] + [r for r in rows if r["stage"] == 2], key=lambda r: r["validation_rmse"])
-        return {k: best[k] for k in INPUTS + ("units", "dropout")}, rows
+        if cell in VARIANTS:                             # stage 3: the linear skip, then weight decay
+            for cfg in stage3_skips(best, SEASONS[name]):
+                rows.append(scored({**{k: cfg[k] for k in CONFIG}, "stage": 3}))
+                show(rows[-1])
+            best = min([best] + [r for r in rows if r["stage"] == 3], key=lambda r: r["validation_rmse"])
+            for wd in DECAYS:
+                rows.append(scored({**{k: best.get(k, 0) for k in CONFIG}, "weight_decay": wd, "stage": 3}))
+                show(rows[-1])
+            best = min([best] + [r for r in rows if r["stage"] == 3], key=lambda r: r["validation_rmse"])
+        return {**NEW, **{k: best[k] for k in CONFIG if k in best}}, rows
 
     def series(self, name, log):
         a, spec = self.a, SERIES[name]
@@ -193,6 +242,9 @@ class Bench:
         out["networks"] = {}
         for cell in a.cells:
             t0 = time.time()
+            if cell == "hybrid":
+                out["networks"]["hybrid"] = self.hybrid(name, y, cut, classical, o1, act1, log)
+                continue
             cfg, grid = self.select(name, v, cut, cal_args, cell, log)
             log(f"  {cell}: chose {cfg}")
             frame = self.frame(v, cut, cal_args, cfg)
@@ -231,6 +283,37 @@ class Bench:
             seeds = ", ".join(f"{r['rmse']:.4f}" for r in res["h1"])
             log(f"  {cell}: one-step test RMSE {np.mean([r['rmse'] for r in res['h1']]):.4f} (seeds {seeds})")
         return out
+
+    def hybrid(self, name, y, cut, classical, o1, act1, log):
+        """SARIMA (fitted before the test period, filtered along the series with
+        those parameters) forecasts one step from every origin; an LSTM reads a
+        window of its past one-step errors and forecasts the next one; the sum is
+        the hybrid's forecast. The network trains on errors before the test
+        period only (early stopping on the last tenth of them, then refitted)."""
+        a, season, N = self.a, SEASONS[name], len(y)
+        start = 2 * season + 2                        # SARIMA's first errors reflect its start-up
+        origins = np.arange(start - 1, N - 1)
+        pos = classical.position(N + 1) if season else None
+        base = np.full(N, np.nan)
+        base[origins + 1] = classical.sarima.forecast(y, origins, 1, pos, LEVEL)[0][:, 0]
+        resid = (y - base)[start:]                    # step t of resid is step start + t of y
+        W = min(2 * season, 24)
+        frame = fm.Frame(resid[:, None], 0, cut - start, Calendar(len(resid), None, None, []), HYBRID["mode"])
+        res = {"config": {**HYBRID, "window": W, "first_step": int(start)}, "h1": [],
+               "sarima_h1": errors(act1, base[o1 + 1][:, None])}
+        preds = []
+        for seed in range(a.seeds):
+            model, _, _ = fm.fit(frame, "recursive", "lstm", HYBRID["units"], W, 1, cut - start,
+                                 val_fraction=a.val_fraction, epochs=a.epochs, patience=a.patience,
+                                 batch_size=a.batch_size, learning_rate=a.lr, seed=seed, refit=True)
+            self.bar.update(1)
+            p = base[o1 + 1][:, None] + fm.forecast_direct(model, frame, o1 - start, W)   # (M, 1)
+            res["h1"].append(errors(act1, p))
+            preds.append(p)
+        res["h1_ensemble"] = errors(act1, np.mean(preds, axis=0))
+        log(f"  SARIMA + LSTM on its errors: one-step test RMSE {np.mean([r['rmse'] for r in res['h1']]):.4f} "
+            f"(SARIMA alone {res['sarima_h1']['rmse']:.4f})")
+        return res
 
     def plot(self, name, dates, o1, act1, p1, fc1):
         best = sorted((k for k in fc1 if k != "last value"), key=lambda k: rmse(act1, fc1[k]))[:2]
@@ -310,6 +393,18 @@ def table(results, seeds):
         br = r["baselines"][best]["h1"]["rmse"]
         lines.append(f"| {name} | {best} {br:.4g} | {lstm:.4g} ± {sd:.2g} | {lstm / br:.3f} | {verdict(lstm, br)} | "
                      f"{ens:.4g} | {ens / br:.3f} | {verdict(ens, br)} |")
+    hyb = {n: r["networks"]["hybrid"] for n, r in results.items() if "hybrid" in r["networks"]}
+    if hyb:
+        lines += ["", "### Extra row, not counted above: SARIMA + an LSTM on SARIMA's one-step errors", "",
+                  "| series | SARIMA | hybrid (mean over seeds) | ratio | hybrid ensemble | ratio |", "|" + "---|" * 6]
+        for name, h in hyb.items():
+            sr = h["sarima_h1"]["rmse"]
+            m, sd = np.mean([x["rmse"] for x in h["h1"]]), np.std([x["rmse"] for x in h["h1"]])
+            lines.append(f"| {name} | {sr:.4g} | {m:.4g} ± {sd:.2g} | {m / sr:.3f} | {h['h1_ensemble']['rmse']:.4g} | "
+                         f"{h['h1_ensemble']['rmse'] / sr:.3f} |")
+        lines += ["", "The hybrid is a different forecaster (a classical model corrected by a network), so it does not "
+                  "count for the LSTM's verdict. Its network: " + f"{HYBRID['units']} units, a window of "
+                  "min(2 seasons, 24) errors, fixed (nothing chosen)."]
     lines += ["", "beats: the LSTM's RMSE (the mean over seeds of single models; or the ensemble, the mean of the "
               "seeds' forecasts, which is one forecaster) is below the best classical method's; matches: at most "
               "2 % above it; loses: more than 2 % above.", ""]
@@ -331,7 +426,9 @@ def table(results, seeds):
         c = {k: r["networks"][k]["config"] for k in ("lstm", "gru")}
         desc = lambda x: (f"window {x['window']}, {x['mode']}{', deseasonalised' if x['deseason'] else ''}, "
                           f"calendar {'yes' if x['features'] else 'no'}, {x['units']} units"
-                          f"{', dropout ' + str(x['dropout']) if x['dropout'] else ''}")
+                          f"{', dropout ' + str(x['dropout']) if x['dropout'] else ''}"
+                          f"{', linear skip over ' + str(x['skip']) + ' steps' if x.get('skip') else ''}"
+                          f"{', weight decay ' + str(x['weight_decay']) if x.get('weight_decay') else ''}")
         lines.append(f"| {name} | {desc(c['lstm'])} | {desc(c['gru'])} | {r['baseline_info']['ETS']['model']} | "
                      f"{r['baseline_info']['SARIMA']['model']} |")
     return "\n".join(lines) + "\n"
@@ -356,7 +453,7 @@ def combine(dirs, out):
     cells = sorted({c for r in results.values() for c in r["networks"]})
     os.makedirs(out, exist_ok=True)
     doc = {"lstmkit": docs[0]["lstmkit"], "settings": {**docs[0]["settings"], "series": ",".join(order),
-                                                       "cells": [c for c in CELLS if c in cells]},
+                                                       "cells": [c for c in CELLS + ("hybrid",) if c in cells]},
            "seconds": sum(d["seconds"] for d in docs),
            "parts": [{"series": list(d["series"]), "cells": d["settings"]["cells"], "seconds": d["seconds"]}
                      for d in docs], "series": results}
@@ -371,7 +468,9 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3, help="seeds per network (mean and spread)")
     p.add_argument("--folds", type=int, default=3,
                    help="rolling-origin validation folds per configuration when choosing (one seed each)")
-    p.add_argument("--cells", default=",".join(CELLS))
+    p.add_argument("--cells", default=",".join(CELLS),
+                   help="networks, comma-separated: lstm, gru, and hybrid (the extra row: SARIMA + an LSTM on its "
+                        "errors)")
     p.add_argument("--epochs", type=int, default=200, help="at most; early stopping decides")
     p.add_argument("--patience", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
@@ -381,8 +480,8 @@ def main(argv=None):
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--no-intervals", dest="intervals", action="store_false")
     p.add_argument("--reuse-stage1", metavar="RESULTS_JSON",
-                   help="take the stage-1 validation scores (same configurations, settings and seeds) from an "
-                        "earlier run's results.json instead of training them again")
+                   help="take the validation scores of configurations an earlier run's results.json already "
+                        "scored (same settings; any stage) instead of training them again")
     p.add_argument("--out", default=HERE, help="where results.json, results.md and the plots go")
     p.add_argument("--combine", nargs="+", metavar="DIR",
                    help="train nothing: join the results.json of runs over parts of the series (e.g. run in "
@@ -391,6 +490,8 @@ def main(argv=None):
     if a.combine:
         return combine(a.combine, a.out)
     a.cells = a.cells.split(",")
+    if set(a.cells) - set(CELLS + ("hybrid",)):
+        p.error(f"unknown cells {sorted(set(a.cells) - set(CELLS + ('hybrid',)))}; expected some of lstm, gru, hybrid")
     names = a.series.split(",")
     bad = [n for n in names if n not in SERIES]
     if bad:
@@ -398,7 +499,8 @@ def main(argv=None):
     os.makedirs(a.out, exist_ok=True)
     b = Bench(a)
     stage1 = max(len(SERIES[n]["windows"]) for n in names) * (2 * len(MODES) - 1) * len(FEATURES)
-    per_cell = lambda c: (stage1 + (2 if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds + a.seeds * 2
+    per_cell = lambda c: a.seeds if c == "hybrid" else (stage1 + (2 + 3 + len(DECAYS) if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds \
+        + a.seeds * 2
     total = len(names) * (sum(per_cell(c) for c in a.cells) + (a.seeds if "lstm" in a.cells and a.intervals else 0))
     results = {}
     t0 = time.time()
