@@ -130,10 +130,11 @@ def test_workspace_leases_and_returns_buffers():
     a = workspace.lease(shape, np.float32)
     b = workspace.lease(shape, np.float32)
     assert not np.shares_memory(a, b)                           # two leases, two buffers
-    a_base = a.base
+    assert a.ctypes.data % workspace.ALIGN == 0 == b.ctypes.data % workspace.ALIGN  # on cache lines
+    a_raw = workspace._leased[id(a)]
     workspace.release(a)
     c = workspace.lease(shape, np.float32)
-    assert c.base is a_base                                     # given back, then reused
+    assert workspace._leased[id(c)] is a_raw                    # given back, then reused
     workspace.release(b, c, None, np.zeros(3))                  # others (and None) are ignored
     assert workspace.pooled_bytes() == (2 * a.nbytes, 0)
     with workspace.scope() as ws:
@@ -148,7 +149,8 @@ def test_workspace_leases_and_returns_buffers():
     assert workspace.pooled_bytes()[1] == 0                     # held until its owner went
     with lk.config(reuse_buffers=False):
         f = workspace.lease(shape, np.float32)
-        assert f.base is None and workspace.pooled_bytes()[1] == 0
+        assert id(f) not in workspace._leased and workspace.pooled_bytes()[1] == 0
+        assert f.ctypes.data % workspace.ALIGN == 0
     with lk.config(pool_max_bytes=0):
         g = workspace.lease(shape, np.float32)
         workspace.clear()

@@ -54,13 +54,17 @@ def n_panels(N):
     return -(-N // PANEL)
 
 
-def pack(W, out=None):
+def pack(W, out=None, empty=None):
     """W (K, N) -> (ceil(N/32), K, 32): panel p holds columns 32p..32p+31,
-    row by row, zeros past column N. 64-byte aligned, so a panel row is
-    whole cache lines."""
+    row by row, zeros past column N. Aligned, so a panel row is whole cache
+    lines. empty(shape, dtype): where the result comes from (a call's
+    workspace scope, whose reused memory costs no page faults), else new
+    memory."""
     K, N = W.shape
     P = n_panels(N)
-    Wp = aligned_zeros((P, K, PANEL), W.dtype) if out is None else out
+    if out is None:
+        out = (aligned_zeros if empty is None else empty)((P, K, PANEL), W.dtype)
+    Wp = out
     full = N // PANEL
     Wp[:full] = W[:, :full * PANEL].reshape(K, full, PANEL).transpose(1, 0, 2)
     if full < P:
@@ -69,24 +73,25 @@ def pack(W, out=None):
     return Wp
 
 
-def pack_gates(W, n_gates):
+def pack_gates(W, n_gates, empty=None):
     """W (K, G*H) -> (G, ceil(H/32), K, 32): each gate's block packed on its
-    own, so that a product writes one gate's (rows, H) block."""
+    own, so that a product writes one gate's (rows, H) block (empty: as in
+    pack)."""
     K, GH = W.shape
     H = GH // n_gates
-    out = aligned_zeros((n_gates, n_panels(H), K, PANEL), W.dtype)
+    out = (aligned_zeros if empty is None else empty)((n_gates, n_panels(H), K, PANEL), W.dtype)
     for q in range(n_gates):
         pack(W[:, q * H:(q + 1) * H], out[q])
     return out
 
 
-def pack_rows_by_gate(W, n_gates):
+def pack_rows_by_gate(W, n_gates, empty=None):
     """W (K, G*H) -> (G, ceil(K/32), H, 32): gate q's block transposed,
     W[:, qH:(q+1)H]^T (H, K), packed -- what a gradient dz_q (rows, H)
-    multiplies to reach the inputs of z = A W."""
+    multiplies to reach the inputs of z = A W (empty: as in pack)."""
     K, GH = W.shape
     H = GH // n_gates
-    out = aligned_zeros((n_gates, n_panels(K), H, PANEL), W.dtype)
+    out = (aligned_zeros if empty is None else empty)((n_gates, n_panels(K), H, PANEL), W.dtype)
     for q in range(n_gates):
         pack(np.ascontiguousarray(W[:, q * H:(q + 1) * H].T), out[q])
     return out

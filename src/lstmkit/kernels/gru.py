@@ -330,17 +330,15 @@ class _GRU(skeleton.Cell):
         for q in range(3):
             threads.matmul(da2[q], W_xT[q], dx_tm, n_threads, accumulate=q > 0)
         x2 = cache["x_tm"].reshape(R, D)
-        dW_x = np.empty((D, 3 * H), dt)
-        for q in range(3):
-            dW_x[:, q * H:(q + 1) * H] = threads.weight_gradient(x2, da2[q], n_threads)
+        dW_x = threads.gate_weight_gradients(x2, da2, n_threads)
         # the recurrent side: W_hr, W_hz multiplied h_{t-1}; W_hn multiplied h_{t-1}
         # (reset_after, its output's gradient r * dn) or r * h_{t-1} (its gradient dn)
         h_prevs = cache["h_prevs"].reshape(R, H)
         n_input = h_prevs if reset_after else cache["stash"].reshape(R, H)
         n_grad = dah_n.reshape(R, H) if reset_after else da2[2]
         dW_h = np.empty((H, 3 * H), dt)
-        for q, (inp, grad) in enumerate(((h_prevs, da2[0]), (h_prevs, da2[1]), (n_input, n_grad))):
-            dW_h[:, q * H:(q + 1) * H] = threads.weight_gradient(inp, grad, n_threads)
+        dW_h[:, :2 * H] = threads.gate_weight_gradients(h_prevs, da2[:2], n_threads)    # r, z
+        dW_h[:, 2 * H:] = threads.weight_gradient(n_input, n_grad, n_threads)
         db_x = da2.sum(axis=1).reshape(3 * H)
         db_h = np.concatenate([db_x[:2 * H], n_grad.sum(axis=0)])
         return dict(x=support.batch_major(dx_tm.reshape(T, B * D), B), W_x=dW_x, W_h=dW_h,

@@ -290,11 +290,51 @@ def loop_key(kernel, a):
             f"{a.loop.carry.dtype}" + (f".t{a.table.ndim}" if hasattr(a, "table") else ""))
 
 
+# The fields of the argument structures that a loop writes at every step and
+# nobody reads afterwards: each chunk's thread gets arrays of its own (below).
+SCRATCH = ("z", "c_new", "tanh_c", "gate", "x_t", "work", "dxh", "h_new", "act")
+
+
+def _private(a):
+    """A copy of `a` for one more chunk's thread: the carried state, the
+    mask spread and every per-step scratch array (SCRATCH) are arrays of its
+    own; the rest (weights, inputs, caches) is shared.
+
+    Why: with one array shared, the chunks write their own rows of it, and
+    even with every chunk's rows on cache lines of their own (workspace.ALIGN)
+    the two threads slowed each other down: B = 32, H = 32 split in two, the
+    inference loop took 2.0-2.4 ms of CPU per 16-row chunk, against 1.1 ms
+    for 16 rows alone, and the call 3.2 ms against 2.4 on one thread; with
+    the chunk's scratch its own, 1.15-1.2 ms per chunk and 2.1 ms per call
+    (measured in one process, both threads at real-time priority). What is
+    written at every step is (B, H)-sized and small, so the copies cost
+    little; the caches, written once per step and read by backward, stay
+    shared."""
+    def own(v):
+        out = workspace.aligned_empty(v.shape, v.dtype)
+        out[...] = v
+        return out
+    L = a.loop
+    loop = L._replace(carry=own(L.carry), m=own(L.m), no_seq=own(L.no_seq))
+    return a._replace(loop=loop, **{k: own(getattr(a, k)) for k in SCRATCH if k in a._fields})
+
+
+def _run_chunks(kernel, a, parts):
+    if len(parts) == 1:
+        kernel(*parts[0], a)
+        return
+    args = [a] + [_private(a) for _ in parts[1:]]
+    threads.run_each(kernel, parts, args)
+    for (lo, hi), p in zip(parts[1:], args[1:]):             # each chunk's rows of the state back
+        a.loop.carry[:, lo:hi] = p.loop.carry[:, lo:hi]
+
+
 def run_loop(kernel, a, B, H, chunks, cell):
-    """kernel(lo, hi, a) over the batch's row chunks. Its first run in this
-    process goes through kernels/ahead.py: compiled here, or by a
-    compile-ahead helper, never by both."""
-    ahead.run(loop_key(kernel, a), lambda: threads.run(kernel, threads.bounds(B, chunks), a),
+    """kernel(lo, hi, a) over the batch's row chunks, each chunk's thread with
+    scratch of its own (_private). Its first run in this process goes
+    through kernels/ahead.py: compiled here, or by a compile-ahead helper,
+    never by both."""
+    ahead.run(loop_key(kernel, a), lambda: _run_chunks(kernel, a, threads.bounds(B, chunks)),
               helper=(cell.name, str(a.loop.carry.dtype), type(a).__name__))
 
 
@@ -357,12 +397,14 @@ def input_projection(x_tm, W_x, b, n_gates, lease, n_threads):
     T, B, D = x_tm.shape
     H = W_x.shape[1] // n_gates
     xw = lease((n_gates, T * B, H), x_tm.dtype)
-    Wp = pack_gates(W_x, n_gates)
+    Wp = pack_gates(W_x, n_gates, lease)
     x2 = x_tm.reshape(T * B, D)
     for q in range(n_gates):
-        threads.matmul(x2, Wp[q], xw[q], n_threads)
-        if b is not None:
-            xw[q] += b[q * H:(q + 1) * H]
+        if b is None:
+            threads.matmul(x2, Wp[q], xw[q], n_threads)
+        else:                                                  # the product added to the bias rows:
+            xw[q] = b[q * H:(q + 1) * H]                       # one pass over xw fewer than adding after
+            threads.matmul(x2, Wp[q], xw[q], n_threads, accumulate=True)
     return xw
 
 
@@ -526,7 +568,7 @@ class StackedCell(Cell):
         from .gemm import pack_gates
         H, B, dt = loop.H, rows.shape[1], table.dtype
         return self.Infer(loop=loop, table=table, rows=rows, x_t=ws.empty((self.N_GATES, B * H), dt),
-                          W=pack_gates(W_h, self.N_GATES), **self.flags(opts),
+                          W=pack_gates(W_h, self.N_GATES, ws.empty), **self.flags(opts),
                           **self.scratch("infer", B, H, 0, dt, ws))
 
     def train(self, x, W_x, W_h, b_x, b_h, loop, plan, opts, cache, ws, n_threads):
@@ -542,9 +584,9 @@ class StackedCell(Cell):
         own = self.caches(T, B, H, dt)
         workspace.hold(cache, xh_all, *own.values())
         if plan.fuse_input:
-            cls, W, xw = self.TrainFused, pack_gates(W_xh, G), support.placeholder(dt, 3)
+            cls, W, xw = self.TrainFused, pack_gates(W_xh, G, ws.empty), support.placeholder(dt, 3)
         else:
-            cls, W = self.Train, pack_gates(W_h, G)
+            cls, W = self.Train, pack_gates(W_h, G, ws.empty)
             xw = input_projection(support.time_major(x, ws.empty), W_x, W_xh[D + H], G, ws.empty,
                                   n_threads).reshape(G, T, B * H)
         cache.update(W_xh=W_xh, xh_all=xh_all, fused=plan.fuse_input, own=tuple(own), **own)
@@ -556,12 +598,14 @@ class StackedCell(Cell):
         B, T, D, H = cache["B"], cache["T"], cache["D"], cache["H"]
         G, dt, fused, W_xh = self.N_GATES, cache["dtype"], cache["fused"], cache["W_xh"]
         if fused:
-            cls, K = self.BackwardFused, D + H + 1
-            W_back = pack_rows_by_gate(W_xh, G)               # per gate (H, D+H+1): dz_q -> [dx, dh, -]
+            # per gate (H, D+H): dz_q -> [dx_t, dh_{t-1}]; not the bias row, whose
+            # gradient dL/d1 nobody reads: 64 columns are two panels, 65 were three
+            cls, K = self.BackwardFused, D + H
+            W_back = pack_rows_by_gate(W_xh[:D + H], G, ws.empty)
             dx = np.empty((B, T, D), dt)
         else:
             cls, K = self.Backward, H
-            W_back = pack_rows_by_gate(W_xh[D:D + H], G)      # per gate (H, H)
+            W_back = pack_rows_by_gate(W_xh[D:D + H], G, ws.empty)   # per gate (H, H)
             dx = support.placeholder(dt, 3)
         return cls(loop=loop, dz=self.dz(cache, ws), W_back=W_back, dx=dx, dxh=ws.empty((B, K), dt),
                    **{k: cache[k] for k in cache["own"]}, **self.flags(cache["opts"]),
@@ -575,16 +619,14 @@ class StackedCell(Cell):
         if not fused:
             # dx = sum over gates of dz_q W_xq^T for all steps at once, then batch-major
             dx_tm = ws.empty((T * B, D), dt)
-            W_xT = pack_rows_by_gate(W_xh[:D], G)             # per gate (H, D)
+            W_xT = pack_rows_by_gate(W_xh[:D], G, ws.empty)   # per gate (H, D)
             for q in range(G):
                 threads.matmul(dz[q].reshape(T * B, H), W_xT[q], dx_tm, n_threads, accumulate=q > 0)
             dx = support.batch_major(dx_tm.reshape(T, B * D), B)
         # the weight gradients, one product per gate over all steps; the
         # column of ones in [x_t, h_{t-1}, 1] gives the bias
         X = cache["xh_all"].reshape(T * B, D + H + 1)
-        dW = np.empty((D + H + 1, G * H), dt)
-        for q in range(G):
-            dW[:, q * H:(q + 1) * H] = threads.weight_gradient(X, dz[q].reshape(T * B, H), n_threads)
+        dW = threads.gate_weight_gradients(X, dz.reshape(G, T * B, H), n_threads, ws.empty)
         db = dW[D + H]
         return dict(x=dx, W_x=dW[:D], W_h=dW[D:D + H], b_x=db if cache["has_b_x"] else None,
                     b_h=db.copy() if cache["has_b_h"] else None)

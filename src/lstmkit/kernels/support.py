@@ -159,8 +159,11 @@ def contiguous(a, dtype):
 
 
 def stacked_state(states, B, H, dtype):
-    """(S, B, H) C array from a tuple of S (B, H) arrays (None: zeros)."""
-    out = np.empty((len(states), B, H), dtype)
+    """(S, B, H) C array from a tuple of S (B, H) arrays (None: zeros),
+    on a cache line of its own (workspace.aligned_empty): the loops' threads
+    carry their rows of it in place."""
+    from .workspace import aligned_empty
+    out = aligned_empty((len(states), B, H), dtype)
     for k, s in enumerate(states):
         out[k] = 0 if s is None else s
     return out
