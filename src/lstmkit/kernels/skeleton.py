@@ -319,7 +319,35 @@ def _private(a):
     return a._replace(loop=loop, **{k: own(getattr(a, k)) for k in SCRATCH if k in a._fields})
 
 
+_entry_points = {}
+
+
+def _shape_of(a):
+    """What, besides the argument class and dtype, fixes the numba type of
+    `a`: each array's rank, contiguity and writability."""
+    return tuple(_shape_of(v) if isinstance(v, tuple) else
+                 (v.ndim, v.dtype.char, v.flags.c_contiguous, v.flags.writeable)
+                 if isinstance(v, np.ndarray) else type(v) for v in a)
+
+
+def entry_point(kernel, a):
+    """kernel's compiled entry point for arguments like `a`, (lo, hi, a).
+    Calling the dispatcher types its arguments at every call, and typing an
+    argument structure (two dozen fields, in Python) took 77 us, twice per
+    call on two threads: a tenth of an A-sized inference call. The entry
+    point for one signature unboxes its arguments without looking, so it is
+    kept per argument class and the rank, dtype, contiguity and writability
+    of every array (_shape_of), everything numba's type of `a` depends on."""
+    key = (kernel, type(a), _shape_of(a))
+    f = _entry_points.get(key)
+    if f is None:
+        import numba
+        f = _entry_points[key] = kernel.compile((numba.types.intp, numba.types.intp, numba.typeof(a)))
+    return f
+
+
 def _run_chunks(kernel, a, parts):
+    kernel = entry_point(kernel, a)
     if len(parts) == 1:
         kernel(*parts[0], a)
         return

@@ -20,6 +20,7 @@ lk.config.reuse_buffers = False makes every lease a plain np.empty;
 lk.config.pool_max_bytes bounds the free memory kept (1 GiB by default).
 Thread-safe: the pool has a lock; a buffer is leased to one holder at a time.
 """
+import math
 import threading
 import weakref
 from contextlib import contextmanager
@@ -41,7 +42,7 @@ def lease(shape, dtype):
     """An uninitialised C array of shape and dtype, starting on a cache line
     (ALIGN), from the pool when big; give it back with release()."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < MIN_BYTES or not config.reuse_buffers:
         return aligned_empty(shape, dtype)
     global _free_bytes
@@ -131,7 +132,7 @@ def aligned_empty(shape, dtype, align=ALIGN):
     low 12 bits, which the CPU takes for a dependency). With H*itemsize a
     multiple of 64, a chunk's rows also start on a cache line of their own."""
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     raw = np.empty(n * dtype.itemsize + align, np.uint8)
     start = -raw.ctypes.data % align
     return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
@@ -143,7 +144,7 @@ def aligned_zeros(shape, dtype, align=ALIGN):
     elsewhere straddles two cache lines on every load, which made the same
     streaming step take 1.5 or 2.5 us depending on where malloc put the weights."""
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     raw = np.zeros(n * dtype.itemsize + align, np.uint8)
     start = -raw.ctypes.data % align
     return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
