@@ -11,6 +11,10 @@ from . import cache
 
 cache.install()                # before any kernel is decorated: where compiled kernels live
 
+from . import inner  # noqa: E402
+
+inner.install()                # inner functions compiled once, inside their callers
+
 from . import gru, lstm, simple_rnn  # noqa: E402
 
 KERNELS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn}
