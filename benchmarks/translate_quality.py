@@ -50,6 +50,7 @@ def run_lstmkit(run, seed, epochs, attention):
                            beam=s["beam"], alpha=s["alpha"], clipnorm=s["clipnorm"], seed=seed, verbose=2)
     return {"greedy": m["greedy"], "beam": m["beam"], "copy_baseline": m["copy_baseline"],
             "val_loss": m["history"]["val_loss"], "tokens_per_s": m["history"]["tokens_per_s"],
+            "final_val_nll": m["history"]["final_val_nll"],
             "train_pairs": m["train_pairs_used"], "test_pairs": m["test_pairs"],
             "greedy_seconds": m["greedy_seconds"], "beam_seconds": m["beam_seconds"]}
 
@@ -91,6 +92,17 @@ def _ms(xs):
             "values": [float(x) for x in xs]}
 
 
+def final_nll(r):
+    """The unsmoothed validation NLL per target token (nats) of the final weights: the anchor's val_loss is
+    unsmoothed already; lstmkit's val_loss includes label smoothing, so its run folder's final_val_nll."""
+    if r["side"] != "lk":
+        return r["val_loss"][-1]
+    if "final_val_nll" not in r:                  # a job file written before the field was recorded
+        with open(os.path.join(r["run"], "metrics.json")) as fh:
+            r["final_val_nll"] = json.load(fh)["history"]["final_val_nll"]
+    return r["final_val_nll"]
+
+
 def summarize(results):
     rows = {}
     for r in results:
@@ -105,8 +117,7 @@ def summarize(results):
                       "bleu_beam": _ms([r["beam"]["bleu"] for r in rs]),
                       "chrf_greedy": _ms([r["greedy"]["chrf"] for r in rs]),
                       "chrf_beam": _ms([r["beam"]["chrf"] for r in rs]),
-                      "best_val_loss": _ms([min(r["val_loss"]) for r in rs]),
-                      "last_val_loss": _ms([r["val_loss"][-1] for r in rs]),
+                      "final_val_nll": _ms([final_nll(r) for r in rs]),
                       "train_tokens_per_s": _ms([float(np.median(r["tokens_per_s"])) for r in rs])}
     copies = {r["seed"]: r["copy_baseline"] for r in results if r["side"] == "lk"}
     table["copy the source (baseline)"] = {
@@ -134,21 +145,22 @@ def write_report(out, results, table, meta):
         f"alpha {SETTINGS['alpha']}. The anchor trains on the lstmkit run's split and tokenizers, from "
         "the same initial weights, on the same batch order; its dropout masks are its own.", "",
         "Mean ± standard deviation over seeds (sample sd).", "",
-        "| model | seeds | BLEU greedy | BLEU beam 5 | chrF greedy | chrF beam 5 | best val loss (nats/token) "
+        "| model | seeds | BLEU greedy | BLEU beam 5 | chrF greedy | chrF beam 5 | final val NLL (nats/token, unsmoothed) "
         "| train target tokens/s (1 thread, wall clock on the shared machine) |",
         "|---|---|---|---|---|---|---|---|"]
     for key, t in table.items():
         lines.append(f"| {key} | {','.join(map(str, t['seeds']))} | {f(t['bleu_greedy'])} | "
                      f"{f(t.get('bleu_beam'))} | {f(t['chrf_greedy'])} | {f(t.get('chrf_beam'))} | "
-                     f"{f(t.get('best_val_loss'))} | "
+                     f"{f(t.get('final_val_nll'))} | "
                      + (f"{t['train_tokens_per_s']['mean']:.0f}" if "train_tokens_per_s" in t else "") + " |")
     lines += ["", "Per job:", "",
-              "| job | BLEU greedy | BLEU beam | chrF greedy | chrF beam | val loss by epoch | wall s | CPU s |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| job | BLEU greedy | BLEU beam | chrF greedy | chrF beam | val loss by epoch (lk: with label smoothing; "
+              "torch: unsmoothed) | final val NLL | wall s | CPU s |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: r["job"]):
         lines.append(f"| {r['job']} | {r['greedy']['bleu']:.2f} | {r['beam']['bleu']:.2f} | "
                      f"{r['greedy']['chrf']:.1f} | {r['beam']['chrf']:.1f} | "
-                     f"{' '.join(f'{v:.3f}' for v in r['val_loss'])} | {r['wall_seconds']:.0f} | "
+                     f"{' '.join(f'{v:.2f}' for v in r['val_loss'])} | {final_nll(r):.3f} | {r['wall_seconds']:.0f} | "
                      f"{r['cpu_seconds']:.0f} |")
     wall = "" if meta["wall_minutes"] is None else f", {meta['wall_minutes']:.1f} minutes wall"
     lines += ["", f"Total: {meta['cpu_minutes']:.1f} CPU-minutes{wall} with {meta['jobs']} jobs at once; "

@@ -5,4 +5,4 @@
 set -e
 cd "$(dirname "$0")/../.."
 lstmkit data fetch trans-de-en
-python benchmarks/translate_quality.py --seeds 0,1,2 --epochs 6 --jobs 3 --out examples/translate-quality "$@"
+python benchmarks/translate_quality.py --seeds 0,1,2 --epochs 20 --jobs 3 --out examples/translate-quality "$@"
