@@ -1,23 +1,31 @@
-"""Workload E: translation, lstmkit's Seq2Seq against its PyTorch anchor
-(benchmarks/translate_anchor.py), both with the same weights.
+"""Workload E: translation, the model `lstmkit translate train` trains (the
+functional lk.Model of lstmkit/seq2seq/graph.py, trained by Model.fit's step)
+against its PyTorch anchor (benchmarks/translate_anchor.py, from_graph), both
+with the same weights.
 
-E-seq2seq-train  one training step (forward, loss on the real target tokens,
-                 backward, clipping, Adam) of the encoder-decoder with Luong
-                 general attention: embedding 256, LSTM 256, batch 64 real
-                 Ding sentence pairs of at most 20 subwords per side
-                 (SentencePiece, 4000 per side, fitted on the pairs);
-                 reported in ms per batch, and target tokens per second.
+E-seq2seq-train  one training step (models.training.train_batch: forward,
+                 loss on the real target tokens, backward, clipping, Adam)
+                 of the encoder-decoder with Luong general attention:
+                 embedding 256, LSTM 256, batch 64 real Ding sentence pairs
+                 of at most 20 subwords per side (SentencePiece, 4000 per
+                 side, fitted on the pairs); reported in ms per batch, and
+                 target tokens per second. Before timing, the first step's
+                 loss must agree between the two (the same function).
 E-seq2seq-beam   beam search, beam 5, one sentence at a time, over 20 real
-                 source sentences; reported in ms per sentence, and
-                 sentences per second. The weights are the initial ones (no
-                 trained model ships with the benchmark), so a translation
-                 usually runs to the length cap, 2 S + 10 steps; both
-                 frameworks decode the same tokens (tests/test_seq2seq_torch.py),
-                 so they do the same number of steps, which is recorded.
+                 source sentences, through the graph's step decoder
+                 (graph.GraphDecoder, what `lstmkit translate` decodes with);
+                 reported in ms per sentence, and sentences per second. The
+                 weights are the initial ones (no trained model ships with
+                 the benchmark), so a translation usually runs to the length
+                 cap, 2 S + 10 steps; both frameworks decode the same tokens
+                 (tests/test_seq2seq_graph.py), so they do the same number of
+                 steps, which is recorded.
 
 The torch side projects only the real target tokens, as lstmkit does (its
 fastest form; `train_step(real_only=False)` projects every position and
-ignores padding in the loss), and decodes with its own torch beam search.
+ignores padding in the loss), packs its encoder's sequences (skipping padded
+steps; lstmkit's LSTM kernels skip them too, kernels/skeleton.py), and
+decodes with its own torch beam search.
 """
 import numpy as np
 
@@ -54,31 +62,40 @@ def runners(case, tiny=False, log=print):
     import lstmkit as lk
     import peer_torch
     import translate_anchor as anchor
-    from lstmkit.seq2seq import Seq2Seq, search, training
+    from lstmkit.models.training import train_batch
+    from lstmkit.seq2seq import graph, search
 
     src, tgt, vs, vt, info = prepare(case, tiny, log)
     E, H = case.net.embed, case.net.units
-    model = Seq2Seq(vs, vt, embed_dim=E, units=H, attention="general", dropout=0.0, seed=0)
-    tm = anchor.from_lstmkit(model)
+    model = graph.build(vs, vt, E, H, attention="general", dropout=0.0, seed=0)
+    model.compile(optimizer=lk.Adam(0.001, clipnorm=5.0), loss=lk.losses.SparseCategoricalCrossentropy())
+    tm = anchor.from_graph(model)
     plain = contextlib.nullcontext
     flush = lambda: peer_torch.flush_denormal(True)
     if case.kind == "train":
-        arrays = training.batch_arrays(src, tgt, np.arange(len(src)))
+        arrays = graph.arrays(src, tgt)                       # source, BOS + target[:-1], target
         tokens = int((arrays[2] != 0).sum())
-        opt = lk.Adam(0.001, clipnorm=5.0)
-        t_arrays = [torch.as_tensor(a) for a in arrays]
+        t_arrays = [torch.as_tensor(a.astype(np.int64)) for a in arrays]
         t_opt = torch.optim.Adam([p for p in tm.parameters() if p.requires_grad], lr=0.001, eps=1e-7)
         tm.train()
-        mine = lambda: training.train_batch(model, *arrays, opt)[0]
+        mine = lambda: train_batch(model, list(arrays[:2]), arrays[2])
         theirs = lambda: float(anchor.train_step(tm, t_opt, *t_arrays, 0.0, 5.0).detach())
+        first = (float(mine()), theirs())                     # the same weights: the same loss
+        if abs(first[0] - first[1]) > 1e-4 * abs(first[1]) + 1e-6:
+            raise RuntimeError(f"E-seq2seq-train: lstmkit's first loss {first[0]} and the anchor's "
+                               f"{first[1]} differ: not the same model")
         info.update(target_tokens_per_batch=tokens, src_len=int(arrays[0].shape[1]),
-                    tgt_len=int(arrays[2].shape[1]), src_vocab=vs, tgt_vocab=vt)
+                    tgt_len=int(arrays[2].shape[1]), src_vocab=vs, tgt_vocab=vt,
+                    real_src_tokens=int((arrays[0] != 0).sum()), first_loss=list(first),
+                    model="seq2seq.graph (lk.Model)")
     else:
-        pads = [training.pad([s]) for s in src]
-        steps = sum(len(search.beam_search(model, p, beam=5)[0]) for p in pads)
-        mine = lambda: [search.beam_search(model, p, beam=5) for p in pads]
+        decoder = graph.decoder_for(model)                    # made once per model, as translate does
+        pads = [np.asarray([s], np.int64) for s in src]
+        steps = sum(len(search.beam_search(decoder, p, beam=5)[0]) for p in pads)
+        mine = lambda: [search.beam_search(decoder, p, beam=5) for p in pads]
         t_pads = [torch.as_tensor(p) for p in pads]
         theirs = lambda: [anchor.beam_search(tm, p, beam=5) for p in t_pads]
-        info.update(sentences=len(pads), output_tokens=steps, src_vocab=vs, tgt_vocab=vt)
+        info.update(sentences=len(pads), output_tokens=steps, src_vocab=vs, tgt_vocab=vt,
+                    model="seq2seq.graph (lk.Model)")
     return {"lstmkit": (mine, plain), "torch_default": (theirs, plain),
             "torch_flush_denormal": (theirs, flush)}, info

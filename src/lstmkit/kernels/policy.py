@@ -39,6 +39,11 @@ the tables):
   output numbers: a weight gradient has few outputs ((D+H+1) x H) and a
   deep sum (T*B), and counted by its outputs it stayed on one thread -- in
   workload D that was 140 of about 450 ms per step.
+* SKIP_PADDING = True. A training loop over trailing padding computes only
+  the real rows of each step (skeleton.forward_rows_live). Its extra cost is
+  a few copies (the rows put in length order and back, and the weight
+  gradients' operands in their original order); it is used whenever the
+  batch has any padded step.
 These were set on the 2-core development machine from the measurements
 above, not tuned on others.
 """
@@ -50,6 +55,7 @@ PARALLEL_MIN_BATCH = 16
 PARALLEL_MIN_STATE = 8192
 MIN_CHUNK_ROWS = 4
 PARALLEL_MIN_WORK = 1 << 22
+SKIP_PADDING = True
 
 FUSABLE = {"lstm": True, "simple_rnn": True, "gru": False}
 
@@ -87,6 +93,11 @@ def product_threads(n_rows, work, threads):
     return max(1, min(threads, n_rows // MIN_CHUNK_ROWS))
 
 
+def skip_padding():
+    """Whether a training loop over trailing padding runs only the real rows."""
+    return _forced.get("skip_padding", SKIP_PADDING)
+
+
 def plan(cell, B, H, threads):
     return Plan(fuse_input(cell, H), loop_chunks(B, H, threads))
 
@@ -95,9 +106,9 @@ def plan(cell, B, H, threads):
 def forced(**choices):
     """Force choices for every cell inside the block, whatever the sizes:
     fuse_input=True/False (ignored for cells that cannot fuse), chunks=n
-    (threads sharing every loop and product). For tests: small shapes reach
-    every path."""
-    unknown = set(choices) - {"fuse_input", "chunks"}
+    (threads sharing every loop and product), skip_padding=True/False. For
+    tests: small shapes reach every path."""
+    unknown = set(choices) - {"fuse_input", "chunks", "skip_padding"}
     if unknown:
         raise ValueError(f"policy.forced: unknown choices {sorted(unknown)}")
     saved = dict(_forced)

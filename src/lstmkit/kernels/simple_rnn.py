@@ -163,6 +163,9 @@ def _backward_step(cls):
     return step
 
 
+skeleton.stacked_skips(Train, TrainFused, Backward, BackwardFused)   # padded rows of the row-skipping loops
+
+
 class Step(skeleton.Step):
     """This cell's marker for skeleton.step_rows (the streaming step)."""
 
@@ -192,6 +195,7 @@ def _step_rows(cls):
 
 class _SimpleRNN(skeleton.StackedCell):
     name, N_GATES, STATE_NAMES = "simple_rnn", N_GATES, STATE_NAMES
+    SKIPS_PADDING = True
     Train, TrainFused, Infer, Backward, BackwardFused = Train, TrainFused, Infer, Backward, BackwardFused
 
     def options(self, activation="tanh"):

@@ -28,6 +28,19 @@ Masks: mask (T, B), 1 for a real step. At a masked step the state is carried
 through unchanged, the output is 0 and no gradient flows through the step:
 each cell writes h = m*h_new + (1-m)*h_{t-1} with m the mask spread over H.
 reverse=True runs t = T-1 .. 0; outputs stay aligned with the input positions.
+
+Trailing padding (each row real for its first L_r steps, then padding, as
+Embedding(mask_zero=True) makes for a batch of sentences): the training
+loops forward_rows_live / backward_rows_live compute only the real rows of
+each step instead (PyTorch's packed sequences do the same). The Python side
+orders the rows by length once per call, longest first within each thread's
+chunk, so that the real rows of step t are the first ones of every chunk,
+and undoes the order on everything it returns. The results equal the masked
+loops' exactly (tests/test_skip_padding.py): every real row is computed by
+the same instructions (a product's row does not depend on the rows beside it,
+kernels/gemm.py), a padded row keeps its state as the masked step does, and
+the weight gradients, sums over all T*B rows, see the rows in their original
+order with the same zeros at padded steps.
 """
 import inspect
 from typing import NamedTuple
@@ -79,6 +92,17 @@ def infer_step(a, lo, n, m, out):
 def backward_step(a, t, lo, n, m, dout):
     """Backprop through step t: dout (n*H,) dL/dh_t from above; the carry's
     rows hold dL/d state_t on entry and dL/d state_{t-1} on return."""
+
+
+def forward_skip(a, t, lo, n, out):
+    """Rows lo..lo+n-1 are padding at step t (the row-skipping loop): their
+    state stays as it is, out (n*H,) gets 0, and the caches get finite values
+    whose terms in the weight gradients are zero, as at a masked step."""
+
+
+def backward_skip(a, t, lo, n):
+    """Rows lo..lo+n-1 are padding at step t: dL/dz and dL/dx of the step are
+    0 there and the carried gradients pass unchanged, as at a masked step."""
 
 
 def step_rows(cell, x, pack, h, c, h_out, c_out, flag):
@@ -224,6 +248,92 @@ def backward_rows(lo, hi, a):
         flush_denormals_end(old_mode)
 
 
+@njit(**support.INLINE)
+def live_rows(lens, lo, n, t):
+    """How many of rows lo..lo+n-1 (ordered longest first) are real at step t."""
+    k = 0
+    while k < n and lens[lo + k] > t:
+        k += 1
+    return k
+
+
+@njit(**JIT)
+def forward_rows_live(lo, hi, a, lens):
+    """forward_rows for trailing padding: at step t only the rows with
+    lens > t run the cell's step; lens (B,) holds each row's real length,
+    rows ordered longest first within the chunk, and the loop has no mask
+    (its m stays all ones)."""
+    L = a.loop
+    n, H = hi - lo, L.H
+    P, base = n * H, lo * H
+    old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
+    m = L.m[base:base + P]
+    for step in range(L.T):
+        t = L.T - 1 - step if L.reverse else step
+        k = live_rows(lens, lo, n, t)
+        out = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        if k > 0:
+            forward_step(a, t, lo, k, m[:k * H], out[:k * H])
+        if k < n:
+            forward_skip(a, t, lo + k, n - k, out[k * H:])
+    if L.flush:
+        flush_denormals_end(old_mode)
+
+
+@njit(**JIT)
+def backward_rows_live(lo, hi, a, lens):
+    """backward_rows for trailing padding (see forward_rows_live)."""
+    L = a.loop
+    n, H = hi - lo, L.H
+    P, base = n * H, lo * H
+    old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
+    m = L.m[base:base + P]
+    for step in range(L.T):
+        t = step if L.reverse else L.T - 1 - step
+        k = live_rows(lens, lo, n, t)
+        dout = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        if k > 0:
+            backward_step(a, t, lo, k, m[:k * H], dout[:k * H])
+        if k < n:
+            backward_skip(a, t, lo + k, n - k)
+    if L.flush:
+        flush_denormals_end(old_mode)
+
+
+def stacked_skips(Train, TrainFused, Backward, BackwardFused):
+    """Register forward_skip and backward_skip for a StackedCell's argument
+    classes (fields xh_all, dz, dx): a padded row's cached [x_t, h_{t-1}, 1]
+    becomes 0 (finite: its gradient terms are 0 * 0), its dL/dz 0 and, when
+    fused, its dL/dx_t 0."""
+    @implements(forward_skip, Train, TrainFused)
+    def _forward(cls):
+        def skip(a, t, lo, n, out):
+            zero = support.cast_like(out, 0.0)
+            for k in range(out.shape[0]):
+                out[k] = zero
+            xh = a.xh_all[t]
+            for r in range(lo, lo + n):
+                for j in range(xh.shape[1]):
+                    xh[r, j] = zero
+        return skip
+
+    @implements(backward_skip, Backward, BackwardFused)
+    def _backward(cls):
+        fused = cls is BackwardFused
+
+        def skip(a, t, lo, n):
+            H = a.loop.H
+            zero = support.cast_like(a.dz, 0.0)
+            for q in range(a.dz.shape[0]):
+                for k in range(lo * H, (lo + n) * H):
+                    a.dz[q, t, k] = zero
+            if fused:
+                for r in range(lo, lo + n):
+                    for j in range(a.dx.shape[2]):
+                        a.dx[r, t, j] = zero
+        return skip
+
+
 # ---- the Python side ----------------------------------------------------------------
 
 class Cache(dict):
@@ -239,6 +349,7 @@ class Cell:
     name = None
     N_GATES = None
     STATE_NAMES = None
+    SKIPS_PADDING = False      # has forward_skip/backward_skip (the row-skipping loops)
 
     def options(self, **options):
         """Validate the cell's options (reset_after, activation) -> dict."""
@@ -330,40 +441,120 @@ def _shape_of(a):
                  if isinstance(v, np.ndarray) else type(v) for v in a)
 
 
-def entry_point(kernel, a):
-    """kernel's compiled entry point for arguments like `a`, (lo, hi, a).
+def entry_point(kernel, a, *extra):
+    """kernel's compiled entry point for arguments like `a`, (lo, hi, a, *extra).
     Calling the dispatcher types its arguments at every call, and typing an
     argument structure (two dozen fields, in Python) took 77 us, twice per
     call on two threads: a tenth of an A-sized inference call. The entry
     point for one signature unboxes its arguments without looking, so it is
     kept per argument class and the rank, dtype, contiguity and writability
     of every array (_shape_of), everything numba's type of `a` depends on."""
-    key = (kernel, type(a), _shape_of(a))
+    key = (kernel, type(a), _shape_of(a), _shape_of(extra))
     f = _entry_points.get(key)
     if f is None:
         import numba
-        f = _entry_points[key] = kernel.compile((numba.types.intp, numba.types.intp, numba.typeof(a)))
+        f = _entry_points[key] = kernel.compile((numba.types.intp, numba.types.intp, numba.typeof(a))
+                                                + tuple(numba.typeof(v) for v in extra))
     return f
 
 
-def _run_chunks(kernel, a, parts):
-    kernel = entry_point(kernel, a)
+def _run_chunks(kernel, a, parts, *extra):
+    kernel = entry_point(kernel, a, *extra)
     if len(parts) == 1:
-        kernel(*parts[0], a)
+        kernel(*parts[0], a, *extra)
         return
     args = [a] + [_private(a) for _ in parts[1:]]
-    threads.run_each(kernel, parts, args)
+    threads.run_each(kernel, parts, args, *extra)
     for (lo, hi), p in zip(parts[1:], args[1:]):             # each chunk's rows of the state back
         a.loop.carry[:, lo:hi] = p.loop.carry[:, lo:hi]
 
 
-def run_loop(kernel, a, B, H, chunks, cell):
-    """kernel(lo, hi, a) over the batch's row chunks, each chunk's thread with
-    scratch of its own (_private). Its first run in this process goes
-    through kernels/ahead.py: compiled here, or by a compile-ahead helper,
-    never by both."""
-    ahead.run(loop_key(kernel, a), lambda: _run_chunks(kernel, a, threads.bounds(B, chunks)),
+def run_loop(kernel, a, B, H, chunks, cell, *extra):
+    """kernel(lo, hi, a, *extra) over the batch's row chunks, each chunk's
+    thread with scratch of its own (_private; extra is shared, read only).
+    Its first run in this process goes through kernels/ahead.py: compiled
+    here, or by a compile-ahead helper, never by both."""
+    ahead.run(loop_key(kernel, a), lambda: _run_chunks(kernel, a, threads.bounds(B, chunks), *extra),
               helper=(cell.name, str(a.loop.carry.dtype), type(a).__name__))
+
+
+def trailing_lengths(mask):
+    """Each row's real length (B,) int64 if mask (B, T) is trailing padding
+    exactly (values 0 and 1 only, each row 1 for its first L_r steps and 0
+    after), else None."""
+    mk = np.asarray(mask)
+    if mk.ndim != 2:
+        return None
+    if mk.dtype != bool:
+        if not np.all((mk == 0) | (mk == 1)):
+            return None
+        mk = mk != 0
+    lens = np.count_nonzero(mk, axis=1)
+    if not np.array_equal(mk, np.arange(mk.shape[1]) < lens[:, None]):
+        return None
+    return lens.astype(np.int64)
+
+
+def live_order(lens, chunks):
+    """The row order of the row-skipping loops: rows dealt longest first,
+    round robin, into the chunks threads.bounds(B, chunks) makes, so each
+    chunk holds rows longest first (its real rows at step t are its first
+    ones) and the chunks get similar work. Returns perm (B,): position i
+    holds original row perm[i]."""
+    parts = [[] for _ in threads.bounds(len(lens), chunks)]
+    sizes = [hi - lo for lo, hi in threads.bounds(len(lens), chunks)]
+    c = 0
+    for r in np.argsort(-lens, kind="stable"):
+        while len(parts[c]) == sizes[c]:
+            c = (c + 1) % len(parts)
+        parts[c].append(r)
+        c = (c + 1) % len(parts)
+    return np.concatenate(parts).astype(np.int64)
+
+
+class Live(NamedTuple):
+    """The row-skipping loops' plan for one call (skeleton._live)."""
+    perm: np.ndarray           # (B,) the loops' row order: position i holds the caller's row perm[i]
+    inv: np.ndarray            # (B,) its inverse
+    lens: np.ndarray           # (B,) real lengths in the loops' order
+    chunks: int                # the loops' row chunks (threads), which the order was made for
+    real: np.ndarray           # flat indices t*B + i of the real (step, row) pairs, loops' order
+    real_orig: np.ndarray      # the same pairs as t*B + r in the caller's order, ascending
+    src: np.ndarray            # for each of real_orig, its index t*B + i in the loops' order
+
+
+def _live(cell, mask, T, B, chunks):
+    """The Live plan when this training call can skip padded steps, else None."""
+    if not (cell.SKIPS_PADDING and mask is not None and policy.skip_padding()):
+        return None
+    lens = trailing_lengths(mask)
+    if lens is None or B == 0 or lens.min() >= T:              # not trailing padding, or none at all
+        return None
+    perm = live_order(lens, chunks)
+    inv = np.argsort(perm)
+    steps = np.arange(T)[:, None]
+    real = np.flatnonzero(lens[perm][None, :] > steps)
+    real_orig = np.flatnonzero(lens[None, :] > steps)
+    src = real_orig // B * B + inv[real_orig % B]
+    return Live(perm, inv, np.ascontiguousarray(lens[perm]), chunks, real, real_orig, src)
+
+
+def real_rows_gradient(X, dZ, real_orig, n_rows, n_threads):
+    """weight_gradient(X_full, dZ_full) (threads.weight_gradient) where the
+    full (n_rows, .) operands hold X and dZ at the rows real_orig (ascending)
+    and dZ = 0 elsewhere: the rows with dZ = 0 add exact zeros, so they are
+    left out, but the sum keeps the full product's k blocks (gemm.KC rows of
+    the full operand each, summed in registers, then added in order), so the
+    result is the full product's to the last bit."""
+    from .gemm import KC, pack
+    out = np.zeros((X.shape[1], dZ.shape[1]), X.dtype)
+    first = True
+    for k0 in range(0, n_rows, KC):
+        lo, hi = np.searchsorted(real_orig, (k0, k0 + KC))
+        if hi > lo:
+            threads.matmul(X[lo:hi].T, pack(dZ[lo:hi]), out, n_threads, accumulate=not first)
+            first = False
+    return out
 
 
 def compile_only(kernel, *args):
@@ -418,21 +609,28 @@ def example_kernels(cell, dtype, variant):
                 yield loop_key(infer_rows, a), lambda: compile_only(infer_rows, 0, 1, a)
 
 
-def input_projection(x_tm, W_x, b, n_gates, lease, n_threads):
+def input_projection(x_tm, W_x, b, n_gates, lease, n_threads, rows=None):
     """x W_x + b for all steps: x_tm (T, B, D) -> (G, T*B, H) gate-major,
-    from lease(shape, dtype); one product per gate over all T*B rows."""
+    from lease(shape, dtype); one product per gate over all T*B rows, or
+    over the rows t*B + r listed in `rows` only (the others are left unset:
+    the row-skipping loops never read a padded step's projection)."""
     from .gemm import pack_gates
     T, B, D = x_tm.shape
     H = W_x.shape[1] // n_gates
     xw = lease((n_gates, T * B, H), x_tm.dtype)
     Wp = pack_gates(W_x, n_gates, lease)
     x2 = x_tm.reshape(T * B, D)
+    if rows is not None:
+        x2, part = x2[rows], lease((len(rows), H), x_tm.dtype)
     for q in range(n_gates):
+        out = xw[q] if rows is None else part
         if b is None:
-            threads.matmul(x2, Wp[q], xw[q], n_threads)
+            threads.matmul(x2, Wp[q], out, n_threads)
         else:                                                  # the product added to the bias rows:
-            xw[q] = b[q * H:(q + 1) * H]                       # one pass over xw fewer than adding after
-            threads.matmul(x2, Wp[q], xw[q], n_threads, accumulate=True)
+            out[...] = b[q * H:(q + 1) * H]                    # one pass over xw fewer than adding after
+            threads.matmul(x2, Wp[q], out, n_threads, accumulate=True)
+        if rows is not None:
+            xw[q][rows] = part
     return xw
 
 
@@ -464,15 +662,27 @@ def forward(cell, x, W_x, W_h, b_x=None, b_h=None, state0=None, mask=None, rever
                         need_outputs, opts, n_threads, ws)
         return hs, tuple(carry), None
     plan = policy.plan(cell.name, B, H, n_threads)
+    live = _live(cell, mask, T, B, plan.chunks)
+    if live is not None:                                       # rows in length order, no mask
+        x, carry = x[live.perm], np.ascontiguousarray(carry[:, live.perm])
+        m, has_mask = support.time_major_mask(None, dt)
     hs = np.empty((T, B * H), dt) if need_outputs else support.placeholder(dt, 2)
     cache = Cache(B=B, T=T, D=D, H=H, dtype=dt, mask=m, has_mask=has_mask, reverse=bool(reverse),
-                  opts=opts, plan=plan, has_b_x=b_x is not None, has_b_h=b_h is not None)
+                  opts=opts, plan=plan, has_b_x=b_x is not None, has_b_h=b_h is not None, live=live)
     with workspace.scope() as ws:
         loop = _loop(T, B, H, reverse, m, has_mask, carry, hs, bool(need_outputs), ws)
         a = cell.train(np.ascontiguousarray(x), np.asarray(W_x, dt), np.asarray(W_h, dt), b_x, b_h,
                        loop, plan, opts, cache, ws, n_threads)
-        run_loop(forward_rows, a, B, H, plan.chunks, cell)
-    return (support.batch_major(hs, B) if need_outputs else None), tuple(carry), cache
+        if live is None:
+            run_loop(forward_rows, a, B, H, plan.chunks, cell)
+        else:
+            run_loop(forward_rows_live, a, B, H, plan.chunks, cell, live.lens)
+    if live is None:
+        return (support.batch_major(hs, B) if need_outputs else None), tuple(carry), cache
+    inv = live.inv                                             # back to the caller's row order
+    hs = (np.ascontiguousarray(hs.reshape(T, B, H)[:, inv].transpose(1, 0, 2)) if need_outputs
+          else None)
+    return hs, tuple(carry[:, inv]), cache
 
 
 def backward(cell, dhs, dstate, cache):
@@ -483,6 +693,10 @@ def backward(cell, dhs, dstate, cache):
     n_threads = config.threads
     dstate = (None,) * S if dstate is None else tuple(dstate)
     carry = support.stacked_state(dstate, B, H, dt)           # becomes dL/d state0
+    live = cache.get("live")
+    if live is not None:                                       # the forward's row order
+        carry = np.ascontiguousarray(carry[:, live.perm])
+        dhs = None if dhs is None else np.asarray(dhs)[live.perm]
     with workspace.scope() as ws:
         has_dhs = dhs is not None
         dhs_tm = (support.time_major(dhs, ws.empty, dt).reshape(T, B * H) if has_dhs
@@ -490,9 +704,12 @@ def backward(cell, dhs, dstate, cache):
         loop = _loop(T, B, H, cache["reverse"], cache["mask"], cache["has_mask"], carry, dhs_tm,
                      has_dhs, ws)
         a = cell.backward_args(cache, loop, ws)
-        run_loop(backward_rows, a, B, H, policy.loop_chunks(B, H, n_threads), cell)
+        if live is None:
+            run_loop(backward_rows, a, B, H, policy.loop_chunks(B, H, n_threads), cell)
+        else:                                                  # the forward's chunks: rows in length order
+            run_loop(backward_rows_live, a, B, H, live.chunks, cell, live.lens)
         grads = cell.gradients(cache, a, ws, n_threads)
-    grads["state0"] = tuple(carry)
+    grads["state0"] = tuple(carry if live is None else carry[:, live.inv])
     return grads
 
 
@@ -615,8 +832,9 @@ class StackedCell(Cell):
             cls, W, xw = self.TrainFused, pack_gates(W_xh, G, ws.empty), support.placeholder(dt, 3)
         else:
             cls, W = self.Train, pack_gates(W_h, G, ws.empty)
+            live = cache.get("live")
             xw = input_projection(support.time_major(x, ws.empty), W_x, W_xh[D + H], G, ws.empty,
-                                  n_threads).reshape(G, T, B * H)
+                                  n_threads, None if live is None else live.real).reshape(G, T, B * H)
         cache.update(W_xh=W_xh, xh_all=xh_all, fused=plan.fuse_input, own=tuple(own), **own)
         return cls(loop=loop, x=x, xw=xw, W=W, xh_all=xh_all, **own, **self.flags(opts),
                    **self.scratch("train", B, H, K, dt, ws))
@@ -644,6 +862,9 @@ class StackedCell(Cell):
         B, T, D, H = cache["B"], cache["T"], cache["D"], cache["H"]
         G, dt, fused, W_xh = self.N_GATES, cache["dtype"], cache["fused"], cache["W_xh"]
         dz, dx = a.dz, a.dx                                    # dz (G, T, B*H)
+        live = cache.get("live")
+        if live is not None:
+            return self._real_rows_gradients(cache, a, live, ws, n_threads)
         if not fused:
             # dx = sum over gates of dz_q W_xq^T for all steps at once, then batch-major
             dx_tm = ws.empty((T * B, D), dt)
@@ -655,6 +876,39 @@ class StackedCell(Cell):
         # column of ones in [x_t, h_{t-1}, 1] gives the bias
         X = cache["xh_all"].reshape(T * B, D + H + 1)
         dW = threads.gate_weight_gradients(X, dz.reshape(G, T * B, H), n_threads, ws.empty)
+        return self._grads(cache, dx, dW)
+
+    def _real_rows_gradients(self, cache, a, live, ws, n_threads):
+        """gradients() after the row-skipping loops: the loops' rows were in
+        length order, so the real (step, row) pairs are gathered back into the
+        caller's order; the products run over those pairs only, and equal the
+        masked path's to the last bit (a padded pair's dz is 0: it adds
+        nothing to dx's rows, and real_rows_gradient keeps the weight
+        gradients' blocks)."""
+        from .gemm import pack_rows_by_gate
+        B, T, D, H = cache["B"], cache["T"], cache["D"], cache["H"]
+        G, dt, fused, W_xh = self.N_GATES, cache["dtype"], cache["fused"], cache["W_xh"]
+        N = len(live.src)
+        X = np.take(cache["xh_all"].reshape(T * B, D + H + 1), live.src, axis=0,
+                    out=ws.empty((N, D + H + 1), dt))          # (N, D+H+1) real rows, caller's order
+        dz = np.take(a.dz.reshape(G, T * B, H), live.src, axis=1, out=ws.empty((G, N, H), dt))
+        if fused:
+            dx = a.dx[live.inv]
+        else:
+            part = ws.empty((N, D), dt)
+            W_xT = pack_rows_by_gate(W_xh[:D], G)
+            for q in range(G):
+                threads.matmul(dz[q], W_xT[q], part, n_threads, accumulate=q > 0)
+            dx_tm = np.zeros((T * B, D), dt)                   # a padded step's dx is 0
+            dx_tm[live.real_orig] = part
+            dx = support.batch_major(dx_tm.reshape(T, B * D), B)
+        dW = np.empty((D + H + 1, G * H), dt)
+        for q in range(G):
+            dW[:, q * H:(q + 1) * H] = real_rows_gradient(X, dz[q], live.real_orig, T * B, n_threads)
+        return self._grads(cache, dx, dW)
+
+    def _grads(self, cache, dx, dW):
+        D, H = cache["D"], cache["H"]
         db = dW[D + H]
         return dict(x=dx, W_x=dW[:D], W_h=dW[D:D + H], b_x=db if cache["has_b_x"] else None,
                     b_h=db.copy() if cache["has_b_h"] else None)

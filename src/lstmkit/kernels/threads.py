@@ -64,13 +64,13 @@ def run(kernel, parts, *args):
             f.result()
 
 
-def run_each(kernel, parts, args):
-    """kernel(lo, hi, args[i]) for each (lo, hi) = parts[i]: as run(), with
-    an argument structure per part."""
-    futures = [_executor(len(parts) - 1).submit(kernel, lo, hi, x)
+def run_each(kernel, parts, args, *extra):
+    """kernel(lo, hi, args[i], *extra) for each (lo, hi) = parts[i]: as run(),
+    with an argument structure per part."""
+    futures = [_executor(len(parts) - 1).submit(kernel, lo, hi, x, *extra)
                for (lo, hi), x in zip(parts[1:], args[1:])]
     try:
-        kernel(*parts[0], args[0])
+        kernel(*parts[0], args[0], *extra)
     finally:
         for f in futures:
             f.result()
