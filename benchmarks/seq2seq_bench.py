@@ -23,8 +23,9 @@ E-seq2seq-beam   beam search, beam 5, one sentence at a time, over 20 real
 
 The torch side projects only the real target tokens, as lstmkit does (its
 fastest form; `train_step(real_only=False)` projects every position and
-ignores padding in the loss), packs its encoder's sequences (skipping padded
-steps; lstmkit's LSTM kernels skip them too, kernels/skeleton.py), and
+ignores padding in the loss), packs its encoder's and its decoder's sequences
+(skipping padded steps; lstmkit's LSTM kernels skip them too,
+kernels/skeleton.py), and
 decodes with its own torch beam search.
 """
 import numpy as np

@@ -1,6 +1,6 @@
 """The PyTorch anchor for `lstmkit translate`: the same encoder-decoder with
 attention, written the way a PyTorch user writes it (nn.Embedding, nn.LSTM
-with packed padded sources, batched products for attention, nn.Linear,
+with packed padded sources and targets, batched products for attention, nn.Linear,
 F.cross_entropy with label smoothing, torch.optim.Adam, clip_grad_norm_), and
 its own greedy and beam search, step by step in torch.
 
@@ -98,7 +98,12 @@ class TorchSeq2Seq(nn.Module):
         memory, keys, mask, state = self.encode(src)
         y = self.drop(self.tgt_embedding(tgt_in))
         if not self.input_feeding:
-            h, _ = self.decoder(y, state)
+            # packed like the encoder, so neither side computes the padded target steps
+            # (lstmkit's LSTM skips them over a trailing-padding mask)
+            lengths = (tgt_in != PAD).sum(1).cpu()
+            packed = nn.utils.rnn.pack_padded_sequence(y, lengths, batch_first=True, enforce_sorted=False)
+            h, _ = self.decoder(packed, state)
+            h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=tgt_in.shape[1])
             if self.attention is not None:
                 h, _ = self.attend(h, keys, memory, mask)
             return self.drop(h)

@@ -112,4 +112,6 @@ def test_float32_forward_close():
     out = model.forward(s, tin)
     with torch.no_grad():
         t_out = tm(torch.as_tensor(s), torch.as_tensor(tin)).numpy()
-    np.testing.assert_allclose(out, t_out, atol=1e-5)
+    real = tin != PAD        # the anchor packs its targets: its padded steps are not computed
+    assert (~real).any()
+    np.testing.assert_allclose(out[real], t_out[real], atol=1e-5)
