@@ -80,6 +80,10 @@ import hashlib, json, sys
 import numpy as np
 from lstmkit.kernels import inner, lstm
 from lstmkit.kernels import policy
+from lstmkit.settings import config
+# No compile-ahead helper: it could fill the empty cache first, and machine code
+# loaded from a cache cannot be inspected (numba returns an empty listing).
+config.set(compile_ahead=False)
 rng = np.random.default_rng(0)
 B, T, D, H = 6, 9, 5, 32
 x = rng.standard_normal((B, T, D)).astype(np.float32)
@@ -98,9 +102,11 @@ hs2, st2 = lstm.forward_lookup(ids, lstm.project_table(E, W_x, b, b), W_h)
 for a in (hs2, *st2):
     h.update(np.ascontiguousarray(a).tobytes())
 from lstmkit.kernels import skeleton
-asm = {k.__name__: hashlib.sha256("".join(c.library.get_asm_str() for c in k.overloads.values()).encode()).hexdigest()
-       for k in (skeleton.forward_rows, skeleton.backward_rows, skeleton.infer_rows)}
-print(json.dumps(dict(in_use=inner.in_use(), digest=h.hexdigest(), asm=asm)))
+listing = {k.__name__: "".join(c.library.get_asm_str() for c in k.overloads.values())
+           for k in (skeleton.forward_rows, skeleton.backward_rows, skeleton.infer_rows)}
+asm = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in listing.items()}
+lines = {k: v.count("\n") for k, v in listing.items()}
+print(json.dumps(dict(in_use=inner.in_use(), digest=h.hexdigest(), asm=asm, lines=lines)))
 """
 
 
@@ -117,6 +123,8 @@ def test_results_are_the_same_bits_with_and_without(tmp_path):
         assert p.returncode == 0, p.stderr[-2000:]
         out[flag] = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["1"]["in_use"] and not out["0"]["in_use"]
+    for flag in out:                                          # real listings, not the cached-code placeholder
+        assert min(out[flag]["lines"].values()) > 1000, out[flag]["lines"]
     assert out["1"]["digest"] == out["0"]["digest"]
     assert out["1"]["asm"]["infer_rows"] == out["0"]["asm"]["infer_rows"]
     assert out["1"]["asm"]["forward_rows"] != out["0"]["asm"]["forward_rows"]   # the training loops did change
