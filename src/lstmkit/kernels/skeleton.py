@@ -896,7 +896,7 @@ class StackedCell(Cell):
             dx = a.dx[live.inv]
         else:
             part = ws.empty((N, D), dt)
-            W_xT = pack_rows_by_gate(W_xh[:D], G)
+            W_xT = pack_rows_by_gate(W_xh[:D], G, ws.empty)
             for q in range(G):
                 threads.matmul(dz[q], W_xT[q], part, n_threads, accumulate=q > 0)
             dx_tm = np.zeros((T * B, D), dt)                   # a padded step's dx is 0

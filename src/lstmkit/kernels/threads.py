@@ -103,7 +103,6 @@ def weight_gradient(X, dZ, threads):
     return out
 
 
-
 def gate_weight_gradients(X, dz, threads, empty=None):
     """[X^T dz_0, ..., X^T dz_{G-1}] (K, G*H) for X (R, K) and dz (G, R, H):
     the weight gradients of G gates whose preactivations were X W_q.

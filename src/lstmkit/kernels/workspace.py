@@ -39,7 +39,7 @@ _free_bytes = 0
 
 
 def lease(shape, dtype):
-    """An uninitialised C array of shape and dtype, starting on a cache line
+    """An uninitialised C array of shape and dtype, starting on a page
     (ALIGN), from the pool when big; give it back with release()."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
@@ -53,8 +53,7 @@ def lease(shape, dtype):
             _free_bytes -= nbytes
         else:
             raw = np.empty(nbytes + ALIGN, np.uint8)
-        start = -raw.ctypes.data % ALIGN
-        a = raw[start:start + nbytes].view(dtype).reshape(shape)
+        a = _on_boundary(raw, shape, dtype, ALIGN)
         _leased[id(a)] = raw
     return a
 
@@ -132,10 +131,7 @@ def aligned_empty(shape, dtype, align=ALIGN):
     low 12 bits, which the CPU takes for a dependency). With H*itemsize a
     multiple of 64, a chunk's rows also start on a cache line of their own."""
     dtype = np.dtype(dtype)
-    n = math.prod(shape)
-    raw = np.empty(n * dtype.itemsize + align, np.uint8)
-    start = -raw.ctypes.data % align
-    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
+    return _on_boundary(np.empty(math.prod(shape) * dtype.itemsize + align, np.uint8), shape, dtype, align)
 
 
 def aligned_zeros(shape, dtype, align=ALIGN):
@@ -144,7 +140,11 @@ def aligned_zeros(shape, dtype, align=ALIGN):
     elsewhere straddles two cache lines on every load, which made the same
     streaming step take 1.5 or 2.5 us depending on where malloc put the weights."""
     dtype = np.dtype(dtype)
-    n = math.prod(shape)
-    raw = np.zeros(n * dtype.itemsize + align, np.uint8)
+    return _on_boundary(np.zeros(math.prod(shape) * dtype.itemsize + align, np.uint8), shape, dtype, align)
+
+
+def _on_boundary(raw, shape, dtype, align):
+    """The (shape, dtype) array inside the byte buffer raw (align bytes longer
+    than it needs) whose data starts on an align-byte boundary."""
     start = -raw.ctypes.data % align
-    return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
+    return raw[start:start + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
