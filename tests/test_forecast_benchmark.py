@@ -1,6 +1,7 @@
 """The script behind the forecasting table runs end to end (tiny settings, one series)."""
 import json
 
+import numpy as np
 import pytest
 
 from example_scripts import load_example
@@ -48,13 +49,29 @@ def test_benchmark_writes_its_tables(tmp_path, capsys):
     bench.main(["--combine", str(tmp_path), str(tmp_path / "gru"), "--out", str(tmp_path / "mixed")])
     mixed = json.loads((tmp_path / "mixed" / "results.json").read_text())["series"]["unemp"]["networks"]
     assert mixed["lstm"] == r["networks"]["lstm"] and len(mixed["gru"]["h1"]) == 2
-    # the extra row: SARIMA + an LSTM on SARIMA's one-step errors (SARIMA's own errors as in the baselines)
+    # the hybrid: the classical method validation prefers (ETS or SARIMA, both fitted before the validation
+    # blocks) + an LSTM on its one-step errors, with a validation score on the networks' blocks
     hyb = mixed["hybrid"]
-    assert len(hyb["h1"]) == 2 and hyb["sarima_h1"] == r["baselines"]["SARIMA"]["h1"] and hyb["config"]["window"] == 8
-    assert "### Extra row, not counted above: SARIMA + an LSTM" in (tmp_path / "mixed" / "results.md").read_text()
+    base = hyb["config"]["base"]
+    assert base in ("ETS", "SARIMA") and base == min(hyb["base_validation_rmse"], key=hyb["base_validation_rmse"].get)
+    assert len(hyb["h1"]) == 2 and hyb["base_h1"] == r["baselines"][base]["h1"] and hyb["config"]["window"] == 8
+    assert len(hyb["fold_rmse"]) == 2 and hyb["validation_rmse"] == pytest.approx(np.mean(hyb["fold_rmse"]))
+    md = (tmp_path / "mixed" / "results.md").read_text()
+    assert "The pure LSTM matches or beats the best classical method on" in md
+    assert "### The hybrid: an LSTM on the one-step errors" in md and f"| unemp | {base} (" in md
+    assert "### One forecaster per series, chosen on validation" in md
     # the stage-1 scores were taken from the first run, not trained again
     gru = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]["networks"]["gru"]
     first = [row for row in gru["selection"] if row["stage"] == 1]
     assert len(first) == 20 and all(row["reused"] for row in first)
     assert [row["validation_rmse"] for row in first] == \
         [row["validation_rmse"] for row in r["networks"]["gru"]["selection"] if row["stage"] == 1]
+
+
+def test_verdict_and_the_choice_between_lstm_and_hybrid():
+    bench = load_example("forecast-statsmodels/benchmark.py", "forecast_benchmark")
+    assert [bench.verdict(x, 1.0) for x in (0.9, 1.0, 1.02, 1.021)] == ["beats", "matches", "matches", "loses"]
+    lstm = {"selection": [{"validation_rmse": 0.5}, {"validation_rmse": 0.3}, {"validation_rmse": 0.4}]}
+    assert bench.choose(lstm, {"validation_rmse": 0.31}) == ("LSTM", 0.3)
+    assert bench.choose(lstm, {"validation_rmse": 0.3}) == ("LSTM", 0.3)           # a tie keeps the pure LSTM
+    assert bench.choose(lstm, {"validation_rmse": 0.29}) == ("hybrid", 0.3)
