@@ -7,11 +7,21 @@ import pytest
 from example_scripts import load_example
 
 
-@pytest.mark.slow
-def test_benchmark_writes_its_tables(tmp_path, capsys):
+TINY = ["--series", "unemp", "--seeds", "2", "--folds", "2", "--epochs", "2", "--patience", "1"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """The LSTM and GRU on unemp, tiny settings (shared by the two tests: each has its own time limit)."""
+    out = tmp_path_factory.mktemp("bench")
     bench = load_example("forecast-statsmodels/benchmark.py", "forecast_benchmark")
-    bench.main(["--series", "unemp", "--seeds", "2", "--folds", "2", "--epochs", "2", "--patience", "1",
-                "--out", str(tmp_path)])
+    bench.main(TINY + ["--out", str(out)])
+    return bench, out
+
+
+@pytest.mark.slow
+def test_benchmark_writes_its_tables(first_run):
+    bench, tmp_path = first_run
     doc = json.loads((tmp_path / "results.json").read_text())
     r = doc["series"]["unemp"]
     assert r["horizon"] == 4 and r["test_origins"] == {"1": 41, "4": 38}
@@ -43,9 +53,17 @@ def test_benchmark_writes_its_tables(tmp_path, capsys):
     joined = json.loads((tmp_path / "all" / "results.json").read_text())
     assert list(joined["series"]) == ["unemp"] and joined["series"]["unemp"] == r
     assert (tmp_path / "all" / "results.md").read_text() == md
-    # and runs over different cells of one series
-    bench.main(["--series", "unemp", "--cells", "gru,hybrid", "--seeds", "2", "--folds", "2", "--epochs", "2",
-                "--patience", "1", "--reuse-stage1", str(tmp_path / "results.json"), "--out", str(tmp_path / "gru")])
+
+
+@pytest.mark.slow
+def test_hybrid_and_runs_over_different_cells(first_run):
+    bench, tmp_path = first_run
+    r = json.loads((tmp_path / "results.json").read_text())["series"]["unemp"]
+    # runs over different cells of one series (SARIMA refitted with the first run's orders only: same errors)
+    bench.main(TINY + ["--cells", "gru,hybrid", "--reuse-stage1", str(tmp_path / "results.json"),
+                       "--out", str(tmp_path / "gru")])
+    again = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]
+    assert again["baselines"] == r["baselines"] and "refitted" in again["baseline_info"]["SARIMA"]
     bench.main(["--combine", str(tmp_path), str(tmp_path / "gru"), "--out", str(tmp_path / "mixed")])
     mixed = json.loads((tmp_path / "mixed" / "results.json").read_text())["series"]["unemp"]["networks"]
     assert mixed["lstm"] == r["networks"]["lstm"] and len(mixed["gru"]["h1"]) == 2
