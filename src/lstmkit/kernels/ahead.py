@@ -31,7 +31,7 @@ POLL = 0.02                    # seconds between looks at a claimed kernel
 PATIENCE = 120.0               # seconds to wait for another process's compile before doing it here
 
 AHEAD = 7                      # of example_kernels' list, the helper's share: up to inference (both table kinds)
-STEAL = 6                      # ... and what this process may compile while it waits (up to the folded inference)
+STEAL = 6                      # ... and what this process may compile while it waits (not inference over projections)
 
 _ready = set()                 # keys this process has run (compiled or loaded)
 _helpers = {}                  # (cell, dtype) -> Popen
@@ -192,9 +192,10 @@ def main(argv=None):
 
     from . import KERNELS, skeleton
     # the loops of the caller's variant (the caller is compiling its forward:
-    # claimed, so skipped here), the products and what a training step runs
-    # besides (Adam, the Embedding gradient), inference over a folded table
-    # and over projections. Not the other variant, the other optimizers or
+    # claimed, so skipped here; inference over a folded table first, see
+    # skeleton.example_kernels), the products and what a training step runs
+    # besides (Adam, the Embedding gradient), inference over projections.
+    # Not the other variant, the other optimizers or
     # the streaming kernels: a guess that costs CPU on a busy machine.
     parent = os.getppid()
     for key, compile_ in itertools.islice(

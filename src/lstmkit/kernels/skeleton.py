@@ -565,11 +565,23 @@ def compile_only(kernel, *args):
 
 def example_kernels(cell, dtype, variant):
     """Yield (key, compile) for every compiled loop and product a model of
-    `cell` in `dtype` needs, in the order a first training and predict need
-    them, the training variant `variant` (a class name, "TrainFused" say)
-    first. Each is built on a tiny problem when its turn comes; compile()
-    compiles or loads the kernel without running it. The compile-ahead
-    helper (kernels/ahead.py) goes through them."""
+    `cell` in `dtype` needs, the training variant `variant` (a class name,
+    "TrainFused" say) first. Each is built on a tiny problem when its turn
+    comes; compile() compiles or loads the kernel without running it. The
+    compile-ahead helper (kernels/ahead.py) goes through them in this order.
+
+    The order is the helper's share of a first fit and predict: the caller
+    compiles the training forward (claimed, so the helper skips it) and then
+    the backward, which it needs right after; so the helper's first kernel is
+    the inference loop over a folded table, which `predict` needs last but
+    which takes as long to compile as a training loop. Three loops of about
+    equal cost on two cores: the caller does forward and backward, the helper
+    inference and then the products, Adam and the Embedding gradient (small,
+    needed after the first backward). With backward first instead, as
+    before, the helper was still compiling the inference loop long after
+    the caller had finished training (cold start 5.4 s on a quiet machine,
+    docs/kernels.md). Inference over projections (a model without an
+    Embedding in front) comes after the products."""
     from .gemm import dot_rows, pack
     dt = np.dtype(dtype)
     G, S = cell.N_GATES, len(cell.STATE_NAMES)
@@ -591,6 +603,12 @@ def example_kernels(cell, dtype, variant):
             with policy.forced(fuse_input=fused):
                 a = cell.train(x, W_x, W_h, b, b, loop, cache["plan"], opts, cache, ws, 1)
             yield loop_key(forward_rows, a), lambda: compile_only(forward_rows, 0, 1, a)
+            if fused == first:                                 # inference over a folded table
+                b_inner = cell.input_biases(b, b, H, dt, opts)[1]
+                infer = [cell.infer_args(loop, table, np.zeros((T, B), np.int64), W_h, b_inner, opts,
+                                         ws) for table in (np.zeros((7, G * H), dt),
+                                                           np.zeros((G, B * T, H), dt))]
+                yield loop_key(infer_rows, infer[0]), lambda: compile_only(infer_rows, 0, 1, infer[0])
             a = cell.backward_args(cache, loop, ws)
             yield loop_key(backward_rows, a), lambda: compile_only(backward_rows, 0, 1, a)
             if fused != first:
@@ -603,10 +621,7 @@ def example_kernels(cell, dtype, variant):
                 if layout == "F":                             # what a training step runs besides
                     from .warmup import warm_training
                     yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
-            b_inner = cell.input_biases(b, b, H, dt, opts)[1]
-            for table in (np.zeros((7, G * H), dt), np.zeros((G, B * T, H), dt)):
-                a = cell.infer_args(loop, table, np.zeros((T, B), np.int64), W_h, b_inner, opts, ws)
-                yield loop_key(infer_rows, a), lambda: compile_only(infer_rows, 0, 1, a)
+            yield loop_key(infer_rows, infer[1]), lambda: compile_only(infer_rows, 0, 1, infer[1])
 
 
 def input_projection(x_tm, W_x, b, n_gates, lease, n_threads, rows=None):
