@@ -122,16 +122,16 @@ def _gru_step(reset_after):
         n, H = h.shape
         rows = (n, H)
         h_flat = h.reshape(n * H)
-        gemm.dot(h, W[0], z_r.reshape(rows))                  # h_{t-1} W_hr
-        gemm.dot(h, W[1], z_u.reshape(rows))                  # h_{t-1} W_hz
+        gemm.dot(h, W[0], z_r.reshape(rows), False)           # h_{t-1} W_hr
+        gemm.dot(h, W[1], z_u.reshape(rows), False)           # h_{t-1} W_hz
         sigmoid_sum_pass(z_r, x_r, r)                         # r_t = sigmoid(x_t W_xr + b_r + h W_hr)
         sigmoid_sum_pass(z_u, x_z, u)                         # z_t = sigmoid(x_t W_xz + b_z + h W_hz)
         if reset_after:
-            gemm.dot(h, W[2], z_n.reshape(rows))              # h_{t-1} W_hn
+            gemm.dot(h, W[2], z_n.reshape(rows), False)       # h_{t-1} W_hn
             _candidate_after(x_n, r, z_n, b_hn, stash, n_gate)   # n_t = tanh(a_n + r * (h W_hn + b_hn))
         else:
             _reset_state(r, h_flat, stash)                    # r_t * h_{t-1}
-            gemm.dot(stash.reshape(rows), W[2], z_n.reshape(rows))   # (r_t * h_{t-1}) W_hn
+            gemm.dot(stash.reshape(rows), W[2], z_n.reshape(rows), False)  # (r_t * h_{t-1}) W_hn
             tanh_sum_pass(z_n, x_n, n_gate)                   # n_t = tanh(a_n + (r * h) W_hn)
         _new_state(u, n_gate, h_flat, h_new)                  # h_t = (1 - z) * n + z * h_{t-1}
         skeleton.masked_update(h_new, m, out, h_flat)
@@ -199,14 +199,14 @@ def _backward_step(cls):
                 # backprop through r * (h W_hn + b_hn), then through r = sigmoid(...)
                 da_r[k] = (da_n[k] * stash[k]) * (r[k] * (one - r[k]))
                 dah[k] = da_n[k] * r[k]
-            gemm.dot(dah.reshape(rows), a.W_back[2], dh_q.reshape(rows))   # backprop through h W_hn
+            gemm.dot(dah.reshape(rows), a.W_back[2], dh_q.reshape(rows), False)  # backprop through h W_hn
         else:
-            gemm.dot(da_n.reshape(rows), a.W_back[2], d_rh.reshape(rows))  # backprop through (r*h) W_hn
+            gemm.dot(da_n.reshape(rows), a.W_back[2], d_rh.reshape(rows), False)  # backprop through (r*h) W_hn
             for k in range(P):
                 da_r[k] = (d_rh[k] * h_prev[k]) * (r[k] * (one - r[k]))
                 dh_q[k] = d_rh[k] * r[k]
-        gemm.dot_add(da_r.reshape(rows), a.W_back[0], dh_q.reshape(rows))  # backprop through h W_hr
-        gemm.dot_add(da_z.reshape(rows), a.W_back[1], dh_q.reshape(rows))  # ... and h W_hz
+        gemm.dot(da_r.reshape(rows), a.W_back[0], dh_q.reshape(rows), True)  # backprop through h W_hr
+        gemm.dot(da_z.reshape(rows), a.W_back[1], dh_q.reshape(rows), True)  # ... and h W_hz
         for k in range(P):
             dh[k] += dh_q[k] + dh_skip[k]
     return step

@@ -118,14 +118,14 @@ def _forward_step(cls):
         g, o = a.gates[2, t, base:base + P], a.gates[3, t, base:base + P]
         if fused:
             for q in range(4):                                 # z_q = [x_t, h_{t-1}, 1] W_xh,q
-                gemm.dot(xh, a.W[q], a.z[q, base:base + P].reshape((n, H)))
+                gemm.dot(xh, a.W[q], a.z[q, base:base + P].reshape((n, H)), q < 0)   # q < 0: False (gemm.dot)
             sigmoid_pass(z_i, i)                               # i_t = sigmoid(z_i)
             sigmoid_pass(z_f, f)                               # f_t = sigmoid(z_f)
             tanh_pass(z_g, g)                                  # g_t = tanh(z_g)
             sigmoid_pass(z_o, o)                               # o_t = sigmoid(z_o)
         else:
             for q in range(4):                                 # h_{t-1} W_h,q; x_t W_x,q + b_q is in xw
-                gemm.dot(h, a.W[q], a.z[q, base:base + P].reshape((n, H)))
+                gemm.dot(h, a.W[q], a.z[q, base:base + P].reshape((n, H)), q < 0)
             sigmoid_sum_pass(z_i, a.xw[0, t, base:base + P], i)
             sigmoid_sum_pass(z_f, a.xw[1, t, base:base + P], f)
             tanh_sum_pass(z_g, a.xw[2, t, base:base + P], g)
@@ -142,7 +142,7 @@ def _infer_step(cls):
         P, base = n * H, lo * H
         h, c = a.loop.carry[0, lo:lo + n], a.loop.carry[1, lo:lo + n]
         for q in range(4):                                     # h_{t-1} W_h,q
-            gemm.dot(h, a.W[q], a.z[q, base:base + P].reshape((n, H)))
+            gemm.dot(h, a.W[q], a.z[q, base:base + P].reshape((n, H)), q < 0)   # q < 0: False (gemm.dot)
         i, f = a.gate[0, base:base + P], a.gate[1, base:base + P]
         g, o = a.gate[2, base:base + P], a.gate[3, base:base + P]
         sigmoid_sum_pass(a.z[0, base:base + P], a.x_t[0, base:base + P], i)   # i_t = sigmoid(x_t W_xi + b_i + h W_hi)
@@ -189,9 +189,8 @@ def _backward_step(cls):
         # backprop through z = [x_t, h_{t-1}, 1] W_xh (fused) or h_{t-1} W_h (+ x_t W_x + b):
         # one product per gate, summed
         dxh = a.dxh[lo:lo + n]
-        gemm.dot(a.gates[0, t, base:base + P].reshape((n, H)), a.W_back[0], dxh)
-        for q in range(1, 4):
-            gemm.dot_add(a.gates[q, t, base:base + P].reshape((n, H)), a.W_back[q], dxh)
+        for q in range(4):
+            gemm.dot(a.gates[q, t, base:base + P].reshape((n, H)), a.W_back[q], dxh, q > 0)
         D = a.dx.shape[2] if fused else 0
         if fused:
             for r in range(n):

@@ -108,11 +108,11 @@ def _forward_step(cls):
         if fused:
             xh = a.xh_all[t, lo:lo + n]                        # (n, D+H+1) [x_t, h_{t-1}, 1]
             support.fill_step_rows(xh, a.x, h, lo, t)
-            gemm.dot(xh, a.W[0], z.reshape((n, H)))           # U x_t + W s_{t-1} + b, one product
+            gemm.dot(xh, a.W[0], z.reshape((n, H)), False)    # U x_t + W s_{t-1} + b, one product
             _activate(z, a.relu, act)                         # s_t = act(...)
         else:
             support.fill_step_rows(a.xh_all[t, lo:lo + n], a.x, h, lo, t)   # kept for the weight gradients
-            gemm.dot(h, a.W[0], z.reshape((n, H)))            # W s_{t-1}; U x_t + b is in xw
+            gemm.dot(h, a.W[0], z.reshape((n, H)), False)     # W s_{t-1}; U x_t + b is in xw
             _activate_sum(z, a.xw[0, t, base:base + P], a.relu, act)
         skeleton.masked_update(act, m, out, h.reshape(P))
     return step
@@ -125,7 +125,7 @@ def _infer_step(cls):
         P, base = n * H, lo * H
         h = a.loop.carry[0, lo:lo + n]
         z = a.z[0, base:base + P]
-        gemm.dot(h, a.W[0], z.reshape((n, H)))                # W s_{t-1}
+        gemm.dot(h, a.W[0], z.reshape((n, H)), False)         # W s_{t-1}
         _activate_sum(z, a.x_t[0, base:base + P], a.relu, a.act[base:base + P])
         skeleton.masked_update(a.act[base:base + P], m, out, h.reshape(P))
     return step
@@ -151,7 +151,7 @@ def _backward_step(cls):
             for k in range(P):
                 da[k] = dh_new[k] * (one - act[k] * act[k])
         dxh = a.dxh[lo:lo + n]
-        gemm.dot(da.reshape((n, H)), a.W_back[0], dxh)        # backprop through the product
+        gemm.dot(da.reshape((n, H)), a.W_back[0], dxh, False)  # backprop through the product
         D = a.dx.shape[2] if fused else 0
         if fused:
             for r in range(n):
