@@ -27,6 +27,7 @@ from numba import njit
 from . import gemm, skeleton, support, workspace
 from .activations import fast_tanh, sigmoid_pass, sigmoid_sum_pass, tanh_pass, tanh_sum_pass
 from .skeleton import JIT, implements
+from .views import block, run
 from .packed_cells import preactivations
 from .support import cast_like
 
@@ -108,30 +109,33 @@ def _forward_step(cls):
     def step(a, t, lo, n, m, out):
         H = a.loop.H
         P, base = n * H, lo * H
-        h, c = a.loop.carry[0, lo:lo + n], a.loop.carry[1, lo:lo + n]   # (n, H) this chunk's state
-        z_i, z_f = a.z[0, base:base + P], a.z[1, base:base + P]
-        z_g, z_o = a.z[2, base:base + P], a.z[3, base:base + P]
-        xh = a.xh_all[t, lo:lo + n]                            # (n, D+H+1) this step's [x_t, h_{t-1}, 1]
+        # views (kernels/views.py): run(a, index, P) is a[index...:...+P] flat,
+        # block(a, index, n, H) the same as (n, H)
+        h, c = block(a.loop.carry, (0, lo, 0), n, H), block(a.loop.carry, (1, lo, 0), n, H)   # (n, H) state
+        h_run, c_run = run(a.loop.carry, (0, lo, 0), P), run(a.loop.carry, (1, lo, 0), P)
+        z_i, z_f = run(a.z, (0, base), P), run(a.z, (1, base), P)
+        z_g, z_o = run(a.z, (2, base), P), run(a.z, (3, base), P)
+        xh = block(a.xh_all, (t, lo, 0), n, a.xh_all.shape[2])   # (n, D+H+1) this step's [x_t, h_{t-1}, 1]
         support.fill_step_rows(xh, a.x, h, lo, t)
-        support.copy_run(c.reshape(P), a.c_prevs[t, base:base + P])
-        i, f = a.gates[0, t, base:base + P], a.gates[1, t, base:base + P]
-        g, o = a.gates[2, t, base:base + P], a.gates[3, t, base:base + P]
+        support.copy_run(c_run, run(a.c_prevs, (t, base), P))
+        i, f = run(a.gates, (0, t, base), P), run(a.gates, (1, t, base), P)
+        g, o = run(a.gates, (2, t, base), P), run(a.gates, (3, t, base), P)
         if fused:
             for q in range(4):                                 # z_q = [x_t, h_{t-1}, 1] W_xh,q
-                gemm.dot(xh, a.W[q], a.z[q, base:base + P].reshape((n, H)), q < 0)   # q < 0: False (gemm.dot)
+                gemm.dot(xh, a.W[q], block(a.z, (q, base), n, H), q < 0)   # q < 0: False (gemm.dot)
             sigmoid_pass(z_i, i)                               # i_t = sigmoid(z_i)
             sigmoid_pass(z_f, f)                               # f_t = sigmoid(z_f)
             tanh_pass(z_g, g)                                  # g_t = tanh(z_g)
             sigmoid_pass(z_o, o)                               # o_t = sigmoid(z_o)
         else:
             for q in range(4):                                 # h_{t-1} W_h,q; x_t W_x,q + b_q is in xw
-                gemm.dot(h, a.W[q], a.z[q, base:base + P].reshape((n, H)), q < 0)
-            sigmoid_sum_pass(z_i, a.xw[0, t, base:base + P], i)
-            sigmoid_sum_pass(z_f, a.xw[1, t, base:base + P], f)
-            tanh_sum_pass(z_g, a.xw[2, t, base:base + P], g)
-            sigmoid_sum_pass(z_o, a.xw[3, t, base:base + P], o)
-        _update_state(i, f, g, o, m, a.c_new[base:base + P], a.tanh_c[base:base + P], out,
-                      h.reshape(P), c.reshape(P))
+                gemm.dot(h, a.W[q], block(a.z, (q, base), n, H), q < 0)
+            sigmoid_sum_pass(z_i, run(a.xw, (0, t, base), P), i)
+            sigmoid_sum_pass(z_f, run(a.xw, (1, t, base), P), f)
+            tanh_sum_pass(z_g, run(a.xw, (2, t, base), P), g)
+            sigmoid_sum_pass(z_o, run(a.xw, (3, t, base), P), o)
+        _update_state(i, f, g, o, m, run(a.c_new, (base,), P), run(a.tanh_c, (base,), P), out,
+                      h_run, c_run)
     return step
 
 
@@ -140,17 +144,17 @@ def _infer_step(cls):
     def step(a, lo, n, m, out):
         H = a.loop.H
         P, base = n * H, lo * H
-        h, c = a.loop.carry[0, lo:lo + n], a.loop.carry[1, lo:lo + n]
+        h = block(a.loop.carry, (0, lo, 0), n, H)             # views: see the forward step
         for q in range(4):                                     # h_{t-1} W_h,q
-            gemm.dot(h, a.W[q], a.z[q, base:base + P].reshape((n, H)), q < 0)   # q < 0: False (gemm.dot)
-        i, f = a.gate[0, base:base + P], a.gate[1, base:base + P]
-        g, o = a.gate[2, base:base + P], a.gate[3, base:base + P]
-        sigmoid_sum_pass(a.z[0, base:base + P], a.x_t[0, base:base + P], i)   # i_t = sigmoid(x_t W_xi + b_i + h W_hi)
-        sigmoid_sum_pass(a.z[1, base:base + P], a.x_t[1, base:base + P], f)   # f_t
-        tanh_sum_pass(a.z[2, base:base + P], a.x_t[2, base:base + P], g)      # g_t = tanh(...)
-        sigmoid_sum_pass(a.z[3, base:base + P], a.x_t[3, base:base + P], o)   # o_t
-        _update_state(i, f, g, o, m, a.c_new[base:base + P], a.tanh_c[base:base + P], out,
-                      h.reshape(P), c.reshape(P))
+            gemm.dot(h, a.W[q], block(a.z, (q, base), n, H), q < 0)   # q < 0: False (gemm.dot)
+        i, f = run(a.gate, (0, base), P), run(a.gate, (1, base), P)
+        g, o = run(a.gate, (2, base), P), run(a.gate, (3, base), P)
+        sigmoid_sum_pass(run(a.z, (0, base), P), run(a.x_t, (0, base), P), i)   # i_t = sigmoid(x_t W_xi + b_i + h W_hi)
+        sigmoid_sum_pass(run(a.z, (1, base), P), run(a.x_t, (1, base), P), f)   # f_t
+        tanh_sum_pass(run(a.z, (2, base), P), run(a.x_t, (2, base), P), g)      # g_t = tanh(...)
+        sigmoid_sum_pass(run(a.z, (3, base), P), run(a.x_t, (3, base), P), o)   # o_t
+        _update_state(i, f, g, o, m, run(a.c_new, (base,), P), run(a.tanh_c, (base,), P), out,
+                      run(a.loop.carry, (0, lo, 0), P), run(a.loop.carry, (1, lo, 0), P))
     return step
 
 
@@ -162,13 +166,13 @@ def _backward_step(cls):
         H = a.loop.H
         P, base = n * H, lo * H
         one = cast_like(a.work, 1.0)
-        tanh_c, dh_skip = a.work[0, base:base + P], a.work[1, base:base + P]
-        dh_new, dct = a.work[2, base:base + P], a.work[3, base:base + P]
-        dh = a.loop.carry[0, lo:lo + n].reshape(P)             # dL/dh_t, dL/dc_t from the step after
-        dc = a.loop.carry[1, lo:lo + n].reshape(P)
-        i, f = a.gates[0, t, base:base + P], a.gates[1, t, base:base + P]   # overwritten below by dz_i, dz_f
-        g, o = a.gates[2, t, base:base + P], a.gates[3, t, base:base + P]   # ... by dz_g, dz_o
-        c_prev = a.c_prevs[t, base:base + P]
+        tanh_c, dh_skip = run(a.work, (0, base), P), run(a.work, (1, base), P)   # views: see forward
+        dh_new, dct = run(a.work, (2, base), P), run(a.work, (3, base), P)
+        dh = run(a.loop.carry, (0, lo, 0), P)                  # dL/dh_t, dL/dc_t from the step after
+        dc = run(a.loop.carry, (1, lo, 0), P)
+        i, f = run(a.gates, (0, t, base), P), run(a.gates, (1, t, base), P)   # overwritten below by dz_i, dz_f
+        g, o = run(a.gates, (2, t, base), P), run(a.gates, (3, t, base), P)   # ... by dz_g, dz_o
+        c_prev = run(a.c_prevs, (t, base), P)
         for k in range(P):
             tanh_c[k] = fast_tanh(f[k] * c_prev[k] + i[k] * g[k])     # tanh(c_t) again rather than cached
         skeleton.split_gradient(m, dh, dout, dh_skip, dh_new)          # through h = m*h_new + (1-m)*h_{t-1}
@@ -188,9 +192,9 @@ def _backward_step(cls):
             g[k] = (dct[k] * ii) * (one - gg * gg)
         # backprop through z = [x_t, h_{t-1}, 1] W_xh (fused) or h_{t-1} W_h (+ x_t W_x + b):
         # one product per gate, summed
-        dxh = a.dxh[lo:lo + n]
+        dxh = block(a.dxh, (lo, 0), n, a.dxh.shape[1])
         for q in range(4):
-            gemm.dot(a.gates[q, t, base:base + P].reshape((n, H)), a.W_back[q], dxh, q > 0)
+            gemm.dot(block(a.gates, (q, t, base), n, H), a.W_back[q], dxh, q > 0)
         D = a.dx.shape[2] if fused else 0
         if fused:
             for r in range(n):

@@ -53,6 +53,7 @@ from ..cells.checks import check_sequence_args
 from ..settings import config
 from . import ahead, policy, support, threads, workspace
 from .denormals import flush_denormals_begin, flush_denormals_end
+from .views import run
 
 JIT = dict(cache=True, nogil=True, error_model="numpy")
 
@@ -194,12 +195,12 @@ def forward_rows(lo, hi, a):
     n, H = hi - lo, L.H
     P, base = n * H, lo * H
     old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
-    m = L.m[base:base + P]
+    m = run(L.m, (base,), P)
     for step in range(L.T):
         t = L.T - 1 - step if L.reverse else step
         if L.has_mask:
             support.spread_mask(m, L.mask, t, lo, n, H)
-        out = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        out = run(L.seq, (t, base), P) if L.has_seq else run(L.no_seq, (base,), P)   # views.py
         forward_step(a, t, lo, n, m, out)
     if L.flush:
         flush_denormals_end(old_mode)
@@ -218,13 +219,13 @@ def infer_rows(lo, hi, a):
     n, H = hi - lo, L.H
     P, base = n * H, lo * H
     old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
-    m = L.m[base:base + P]
+    m = run(L.m, (base,), P)
     for step in range(L.T):
         t = L.T - 1 - step if L.reverse else step
         if L.has_mask:
             support.spread_mask(m, L.mask, t, lo, n, H)
         support.gather_step(a.table, a.rows, step, L.T, L.reverse, lo, n, H, a.x_t)
-        out = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        out = run(L.seq, (t, base), P) if L.has_seq else run(L.no_seq, (base,), P)   # views.py
         infer_step(a, lo, n, m, out)
     if L.flush:
         flush_denormals_end(old_mode)
@@ -237,12 +238,12 @@ def backward_rows(lo, hi, a):
     n, H = hi - lo, L.H
     P, base = n * H, lo * H
     old_mode = flush_denormals_begin() if L.flush else np.uint32(0)
-    m = L.m[base:base + P]
+    m = run(L.m, (base,), P)
     for step in range(L.T):
         t = step if L.reverse else L.T - 1 - step
         if L.has_mask:
             support.spread_mask(m, L.mask, t, lo, n, H)
-        dout = L.seq[t, base:base + P] if L.has_seq else L.no_seq[base:base + P]
+        dout = run(L.seq, (t, base), P) if L.has_seq else run(L.no_seq, (base,), P)   # views.py
         backward_step(a, t, lo, n, m, dout)
     if L.flush:
         flush_denormals_end(old_mode)

@@ -16,6 +16,7 @@ from numba import njit
 from numba.extending import overload
 
 from .prefetch import prefetch
+from .views import run
 
 DTYPES = (np.float32, np.float64)
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
@@ -80,7 +81,7 @@ def gather_inputs(table, rows, t, lo, n, H, x_t):
     (x_t (G, B*H)), looked up by row in a gate-major (G, R, H) table."""
     for q in range(table.shape[0]):
         for r in range(n):
-            src, dst = table[q, rows[t, lo + r]], x_t[q, (lo + r) * H:(lo + r + 1) * H]
+            src, dst = run(table, (q, rows[t, lo + r], 0), H), run(x_t, (q, (lo + r) * H), H)
             for j in range(H):
                 dst[j] = src[j]
 
@@ -91,9 +92,9 @@ def gather_token_rows(table, rows, t, lo, n, H, x_t):
     blocks are one run of G*H numbers, so a lookup missing the cache costs
     one burst of adjacent lines instead of G scattered ones."""
     for r in range(n):
-        src = table[rows[t, lo + r]]
+        src = run(table, (rows[t, lo + r], 0), table.shape[1])     # views.py
         for q in range(x_t.shape[0]):
-            dst = x_t[q, (lo + r) * H:(lo + r + 1) * H]
+            dst = run(x_t, (q, (lo + r) * H), H)
             for j in range(H):
                 dst[j] = src[q * H + j]
 
