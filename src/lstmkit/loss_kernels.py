@@ -2,7 +2,11 @@
 logits and class ids, with label smoothing: what losses.SparseCategoricalCrossentropy
 runs on logits of shape (N, C), and seq2seq's per-token loss. NumPy needs five
 passes over the (N, C) array and three temporaries of its size; these visit
-each row once while it sits in the cache, rows spread over the threads.
+each row once while it sits in the cache, rows spread over the engine's own
+threads (kernels/threads.py), not numba's prange: prange's OpenMP pool is a
+second pool whose threads spin after each loss, and in a training step they
+took the second core from the engine's threads for the products and
+recurrent kernels that come next.
 
     lse_n   = log sum_c exp z_nc                              log-sum-exp of row n
     nll_n   = lse_n - z_n,y_n                                 -log p_n,y_n
@@ -30,9 +34,8 @@ math.exp, exact to the last bit, for the gradient checks.
 """
 import math
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 _JIT = dict(cache=True, nogil=True)
 # reassociation (vector sums) and contraction, but not "no NaN / no inf": a NaN logit stays NaN
@@ -77,50 +80,48 @@ def _row_stats_f32(row, e, bits):
     return m, s, total
 
 
-@njit(parallel=True, fastmath=_FAST, **_JIT)
-def _forward_f32(z, y, eps, lse, losses, nlls, grad_scale, chunks):
-    """The loss per row; with grad_scale (N,) not empty, also the gradient dl_n (p_n - q_n)
-    written over z (the fused pass). Rows in `chunks` blocks, each with its own scratch rows."""
-    N, C = z.shape
+@njit(fastmath=_FAST, **_JIT)
+def _forward_f32(lo, hi, z, y, eps, lse, losses, nlls, grad_scale):
+    """The loss of rows lo..hi-1; with grad_scale (N,) not empty, also the gradient
+    dl_n (p_n - q_n) written over z (the fused pass)."""
+    C = z.shape[1]
     off = np.float32(eps / C)
-    for k in prange(chunks):
-        e = np.empty(C, np.float32)
-        bits = np.empty(C, np.int32)
-        for n in range(k * N // chunks, (k + 1) * N // chunks):
-            row = z[n]
-            m, s, total = _row_stats_f32(row, e, bits)
-            l = m + math.log(s)                                            # log sum_c exp z_c
-            nll = l - row[y[n]]                                            # -log p_y
-            lse[n] = l
-            nlls[n] = nll
-            losses[n] = (1.0 - eps) * nll + eps * (l - total / C)          # -sum_c q_c log p_c
-            if grad_scale.shape[0]:
-                d = np.float32(grad_scale[n])
-                inv = np.float32(1.0) / s
-                for c in range(C):
-                    row[c] = d * (e[c] * inv - off)                         # dl (p - eps/C)
-                row[y[n]] -= d * np.float32(1.0 - eps)                      # ... - (1 - eps) at the target
-
-
-@njit(parallel=True, fastmath=_FAST, **_JIT)
-def _backward_f32(z, y, eps, lse, dl, out, chunks):
-    N, C = z.shape
-    off = np.float32(eps / C)
-    for k in prange(chunks):
-        bits = np.empty(C, np.int32)
-        for n in range(k * N // chunks, (k + 1) * N // chunks):
-            o = out[n]
-            _exp_f32(z[n], np.float32(lse[n]), o, bits)                    # p = exp(z - lse)
-            d = np.float32(dl[n])
+    e = np.empty(C, np.float32)
+    bits = np.empty(C, np.int32)
+    for n in range(lo, hi):
+        row = z[n]
+        m, s, total = _row_stats_f32(row, e, bits)
+        l = m + math.log(s)                                                # log sum_c exp z_c
+        nll = l - row[y[n]]                                                # -log p_y
+        lse[n] = l
+        nlls[n] = nll
+        losses[n] = (1.0 - eps) * nll + eps * (l - total / C)              # -sum_c q_c log p_c
+        if grad_scale.shape[0]:
+            d = np.float32(grad_scale[n])
+            inv = np.float32(1.0) / s
             for c in range(C):
-                o[c] = d * (o[c] - off)                                     # dl (p - eps/C)
-            o[y[n]] -= d * np.float32(1.0 - eps)                            # ... - (1 - eps) at the target
+                row[c] = d * (e[c] * inv - off)                             # dl (p - eps/C)
+            row[y[n]] -= d * np.float32(1.0 - eps)                          # ... - (1 - eps) at the target
 
 
-@njit(parallel=True, **dict(_JIT, fastmath=False))
-def _forward_exact(z, y, eps, lse, losses, nlls, grad_scale, chunks):
-    N, C = z.shape
-    for n in prange(N):
+@njit(fastmath=_FAST, **_JIT)
+def _backward_f32(lo, hi, z, y, eps, lse, dl, out):
+    C = z.shape[1]
+    off = np.float32(eps / C)
+    bits = np.empty(C, np.int32)
+    for n in range(lo, hi):
+        o = out[n]
+        _exp_f32(z[n], np.float32(lse[n]), o, bits)                        # p = exp(z - lse)
+        d = np.float32(dl[n])
+        for c in range(C):
+            o[c] = d * (o[c] - off)                                         # dl (p - eps/C)
+        o[y[n]] -= d * np.float32(1.0 - eps)                                # ... - (1 - eps) at the target
+
+
+@njit(**dict(_JIT, fastmath=False))
+def _forward_exact(lo, hi, z, y, eps, lse, losses, nlls, grad_scale):
+    C = z.shape[1]
+    for n in range(lo, hi):
         row = z[n]
         m = row[0]
         for c in range(1, C):
@@ -143,11 +144,11 @@ def _forward_exact(z, y, eps, lse, losses, nlls, grad_scale, chunks):
             row[y[n]] -= d * (1.0 - eps)                         # ... - (1 - eps) at the target
 
 
-@njit(parallel=True, **dict(_JIT, fastmath=False))
-def _backward_exact(z, y, eps, lse, dl, out, chunks):
-    N, C = z.shape
+@njit(**dict(_JIT, fastmath=False))
+def _backward_exact(lo, hi, z, y, eps, lse, dl, out):
+    C = z.shape[1]
     off = eps / C
-    for n in prange(N):
+    for n in range(lo, hi):
         d = dl[n]
         l = lse[n]
         for c in range(C):
@@ -158,23 +159,31 @@ def _backward_exact(z, y, eps, lse, dl, out, chunks):
 _NO_GRAD = np.empty(0)
 
 
-def _chunks(z):
-    return max(1, min(z.shape[0], 4 * numba.get_num_threads()))
+def _run(kernel, z, *args):
+    """kernel(lo, hi, z, *args) over row ranges of z on the engine's threads
+    (kernels/threads.py): the rows split when there are at least
+    policy.LOSS_MIN_ELEMENTS logits. Each row is computed alike in any range,
+    so the split changes no number."""
+    from .kernels import policy, threads
+    from .settings import config
+    N = z.shape[0]
+    n = policy.loss_threads(N, z.size, config.threads)
+    threads.run(kernel, threads.bounds(N, n), z, *args)
 
 
 def xent_forward(z, y, eps, lse, losses, nlls):
     """z (N, C) logits, y (N,) ids -> fills lse, losses, nlls (N,) (float64)."""
     f = _forward_f32 if z.dtype == np.float32 else _forward_exact
-    f(z, y, float(eps), lse, losses, nlls, _NO_GRAD, _chunks(z))
+    _run(f, z, y, float(eps), lse, losses, nlls, _NO_GRAD)
 
 
 def xent_backward(z, y, eps, lse, dl, out):
     """out (N, C) <- dl_n (softmax(z_n) - q_n): the gradient for the logits."""
     f = _backward_f32 if z.dtype == np.float32 else _backward_exact
-    f(z, y, float(eps), lse, np.ascontiguousarray(dl, dtype=np.float64), out, _chunks(z))
+    _run(f, z, y, float(eps), lse, np.ascontiguousarray(dl, dtype=np.float64), out)
 
 
 def xent_fused(z, y, eps, dl, lse, losses, nlls):
     """xent_forward, then the gradient dl_n (p_n - q_n) written over z, in one visit of each row."""
     f = _forward_f32 if z.dtype == np.float32 else _forward_exact
-    f(z, y, float(eps), lse, losses, nlls, np.ascontiguousarray(dl, dtype=np.float64), _chunks(z))
+    _run(f, z, y, float(eps), lse, losses, nlls, np.ascontiguousarray(dl, dtype=np.float64))

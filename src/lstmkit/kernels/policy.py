@@ -44,6 +44,22 @@ the tables):
   a few copies (the rows put in length order and back, and the weight
   gradients' operands in their original order); it is used whenever the
   batch has any padded step.
+* BLAS_MIN_WORK = 2^25 multiply-adds, BLAS_BLOCKS = 2, BLAS_ALIGN = 64.
+  NumPy's products outside the engine (Dense, threads.blas_matmul) run as
+  2 row blocks from 2^25 multiply-adds on, on two threads when BLAS runs
+  one. The blocks are fixed by the shape alone: OpenBLAS's float32 results
+  depend on which rows share a call, so a thread-count split would change
+  the bits. Measured (2 threads, run at real-time priority on the loaded
+  2-core VM, one product of K = N = 256): 2^24 151 us whole against 157 us
+  in two blocks (no gain: a hand-off to a sleeping pool thread costs about
+  0.15-0.3 ms on this VM, where a sleeping vCPU must be woken), 2^25 280
+  against 219, 2^26.3 715 against 473. Workload E's output layer
+  (746 x 256 x 4000): forward 7.0 -> 4.2 ms, backward 14.0 -> 8.1 ms.
+* LOSS_MIN_ELEMENTS = 2^20 logits: the cross-entropy passes
+  (loss_kernels.py) split their rows over the engine's threads from about
+  1 ms of work on (E: 746 x 4000 logits). They used numba's prange before,
+  whose OpenMP threads spin after each pass and held the second core while
+  the engine's pool thread waited to run the next product.
 These were set on the 2-core development machine from the measurements
 above, not tuned on others.
 """
@@ -56,6 +72,10 @@ PARALLEL_MIN_STATE = 8192
 MIN_CHUNK_ROWS = 4
 PARALLEL_MIN_WORK = 1 << 22
 SKIP_PADDING = True
+BLAS_MIN_WORK = 1 << 25
+BLAS_BLOCKS = 2
+BLAS_ALIGN = 64
+LOSS_MIN_ELEMENTS = 1 << 20
 
 FUSABLE = {"lstm": True, "simple_rnn": True, "gru": False}
 
@@ -91,6 +111,27 @@ def product_threads(n_rows, work, threads):
     if work < PARALLEL_MIN_WORK:
         return 1
     return max(1, min(threads, n_rows // MIN_CHUNK_ROWS))
+
+
+def blas_blocks(n_rows, work):
+    """Row blocks of a NumPy (BLAS) product with n_rows output rows and `work`
+    multiply-adds (threads.blas_matmul): fixed by the shape, not the threads,
+    because the blocks decide the last bits of float32 results."""
+    if "chunks" in _forced:
+        return max(1, _forced["chunks"])
+    if work < BLAS_MIN_WORK:
+        return 1
+    return max(1, min(BLAS_BLOCKS, n_rows // BLAS_ALIGN))
+
+
+def loss_threads(n_rows, n_logits, threads):
+    """How many threads share a cross-entropy pass over n_rows rows
+    (loss_kernels.py)."""
+    if "chunks" in _forced:
+        return max(1, min(_forced["chunks"], n_rows))
+    if n_logits < LOSS_MIN_ELEMENTS:
+        return 1
+    return max(1, min(threads, n_rows))
 
 
 def skip_padding():

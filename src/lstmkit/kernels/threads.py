@@ -11,6 +11,12 @@ it (kernels/gemm.py). The weight gradients, sums over all T*B rows, are split
 by their own rows (the input features), not by the rows summed over, so each
 sum runs in one thread in one fixed order.
 
+NumPy's BLAS products outside the engine (the Dense layers, attention's
+weight products) can be split over the same pool by their output rows too
+(blas_matmul): only when BLAS itself runs one thread, as the lstmkit command
+sets it, and each part is then one single-threaded BLAS call with the GIL
+released.
+
 The compiled functions release the GIL (nogil=True) and the pool's threads
 are plain Python threads: numba's prange runs on an OpenMP-style pool, and
 the time loops call no BLAS, but its threads would be a second pool beside
@@ -91,6 +97,63 @@ def matmul(A, Wp, C, threads, accumulate=False):
     layout = "C" if A.flags.c_contiguous else "F" if A.flags.f_contiguous else "A"
     ahead.run(f"dot_rows.{layout}.{A.dtype}",
               lambda: run_rows(dot_rows, A.shape[0], C.size * A.shape[1], threads, A, Wp, C, accumulate))
+
+
+_blas_libs = None
+
+
+def _numpy_blas():
+    """threadpoolctl's controllers of NumPy's BLAS: the library shipped inside
+    NumPy's own folders (numpy.libs for a wheel), else every BLAS loaded.
+    SciPy brings a second OpenBLAS of its own, which NumPy never calls."""
+    import os
+    from threadpoolctl import ThreadpoolController
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    home = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
+    own = [lib for lib in libs if os.path.abspath(lib.filepath or "").startswith(
+        (os.path.join(home, "numpy") + os.sep, os.path.join(home, "numpy.libs") + os.sep))]
+    return tuple(own or libs)
+
+
+def blas_one_thread():
+    """Whether NumPy's BLAS runs one thread (read live, so a threadpool_limits
+    block counts). False when it cannot be read: then the split is left to BLAS."""
+    global _blas_libs
+    if _blas_libs is None:
+        try:
+            _blas_libs = _numpy_blas()
+        except Exception:                        # no threadpoolctl, or it cannot read the libraries
+            _blas_libs = ()
+    return bool(_blas_libs) and all(lib.num_threads == 1 for lib in _blas_libs)
+
+
+def blas_matmul(A, B, threads=None):
+    """A (M, K) @ B (K, N) by NumPy's BLAS, in row blocks whose number depends
+    on the size alone (policy.blas_blocks: 2 from 2^25 multiply-adds on, each
+    a multiple of policy.BLAS_ALIGN rows). The blocks run on the engine's
+    threads (lk.config.threads when None) when BLAS itself runs one thread,
+    else one after another. OpenBLAS's float32 rows do depend on the rows
+    they are multiplied with (a block's rows differ from the whole product's
+    in the last bits), so the blocks are fixed by the shape, never by the
+    thread count: 1, 2 or 4 threads give the same bits
+    (tests/test_blas_split.py)."""
+    M, K = A.shape
+    N = B.shape[1]
+    parts = bounds(M, policy.blas_blocks(M, M * K * N), policy.BLAS_ALIGN)
+    if len(parts) == 1:
+        return A @ B
+    out = np.empty((M, N), np.result_type(A, B))
+    if threads is None:
+        from ..settings import config
+        threads = config.threads
+    kernel = lambda lo, hi: np.matmul(A[lo:hi], B, out=out[lo:hi])  # noqa: E731
+    if threads > 1 and blas_one_thread():
+        for k in range(0, len(parts), threads):                 # at most `threads` blocks at once
+            run(kernel, parts[k:k + threads])
+    else:
+        for lo, hi in parts:
+            kernel(lo, hi)
+    return out
 
 
 def weight_gradient(X, dZ, threads):

@@ -14,6 +14,7 @@ zeros at the masked steps.
 import numpy as np
 
 from .. import initializers
+from ..kernels.threads import blas_matmul
 from .base import Layer, register
 
 
@@ -110,8 +111,9 @@ class Dense(Layer):
         D = self.params["W"].shape[0]
         if x.ndim < 2 or x.shape[-1] != D:
             raise ValueError(f"Dense {self.name!r} expects input of shape (batch, ..., {D}); got {x.shape}")
-        # one 2-D product: a (B, T, D) @ (D, U) matmul runs as B separate products
-        z = (x.reshape(-1, D) @ self.params["W"]).reshape(x.shape[:-1] + (self.units,))  # (..., U)
+        # one 2-D product: a (B, T, D) @ (D, U) matmul runs as B separate products; a big one's
+        # rows are split over the engine's threads when BLAS runs one (kernels/threads.py)
+        z = blas_matmul(x.reshape(-1, D), self.params["W"]).reshape(x.shape[:-1] + (self.units,))  # (..., U)
         if self.use_bias:
             z = z + self.params["b"]
         y = ACTIVATIONS[self.activation][0](z)                                # (..., U)
@@ -131,7 +133,7 @@ class Dense(Layer):
             raise ValueError(f"Dense {self.name!r} forward_rows takes x (batch, time, features) and a mask "
                              f"(batch, time); got {x.shape} and {mask.shape}")
         rows = x[mask]                                                        # (N, D)
-        z = rows @ self.params["W"]                                           # (N, U)
+        z = blas_matmul(rows, self.params["W"])                               # (N, U)
         if self.use_bias:
             z += self.params["b"]
         self.logits = z
@@ -151,10 +153,10 @@ class Dense(Layer):
         x = self._cache[0]
         D = x.shape[-1]
         dz2 = dz.reshape(-1, self.units)                                      # (N, U), N = B or B*T
-        self.grads = {"W": x.reshape(-1, D).T @ dz2}                          # (D, U)
+        self.grads = {"W": blas_matmul(x.reshape(-1, D).T, dz2)}              # (D, U)
         if self.use_bias:
             self.grads["b"] = dz2.sum(axis=0)                                 # (U,)
-        dx = dz2 @ self.params["W"].T                                         # (N, D)
+        dx = blas_matmul(dz2, self.params["W"].T)                             # (N, D)
         rows = self._rows
         if rows is not None:                                                  # after forward_rows:
             mask, shape = rows
