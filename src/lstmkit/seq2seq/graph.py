@@ -195,7 +195,7 @@ class GraphDecoder:
             ctx, w = self.attention.forward(ins, mask=[None, enc.mask], return_attention_scores=True)
             x = self.combine.forward(np.concatenate([ctx, h], axis=-1))[:, 0]   # h~ (N, H)
             weights = w[:, 0]
-        logits = output_logits(self.output, x)          # (N, V), the softmax left to the search
+        logits = output_logits(self.output, x, enc)     # (N, V), the softmax left to the search
         logits[:, [PAD, BOS]] = -np.inf               # never a target, so never written
         return logits, weights, (new, None)
 
