@@ -196,7 +196,8 @@ class GraphDecoder:
             x = self.combine.forward(np.concatenate([ctx, h], axis=-1))[:, 0]   # h~ (N, H)
             weights = w[:, 0]
         logits = output_logits(self.output, x, enc)     # (N, V), the softmax left to the search
-        logits[:, [PAD, BOS]] = -np.inf               # never a target, so never written
+        logits[:, PAD] = -np.inf                      # never a target, so never written
+        logits[:, BOS] = -np.inf
         return logits, weights, (new, None)
 
 

@@ -88,11 +88,18 @@ def output_logits(dense, x, enc=None):
     if x.shape[0] > 8 or x.dtype != W.dtype:
         out = x @ W                                                              # (N, V)
     elif enc is not None:
-        from ..kernels import gemm, threads
+        from ..kernels import gemm
         if enc.packed is None or enc.packed[0] is not W:
-            enc.packed = (W, gemm.pack(W))                                       # (V/32, H, 32)
+            # packed anew for each decoding (the weights may have been trained since), into
+            # memory kept on the layer: fresh pages cost 0.6 ms a decoding against 0.2 reused
+            buf = getattr(dense, "_decode_pack", None)
+            if buf is None or buf.shape != (gemm.n_panels(W.shape[1]),) + W.shape[:1] + (gemm.PANEL,) \
+                    or buf.dtype != W.dtype:
+                buf = dense._decode_pack = None
+            enc.packed = (W, gemm.pack(W, out=buf))                              # (V/32, H, 32)
+            dense._decode_pack = enc.packed[1]
         out = np.empty((x.shape[0], W.shape[1]), W.dtype)
-        threads.matmul(np.ascontiguousarray(x), enc.packed[1], out, 1)          # x W, one thread
+        gemm.dot_rows(0, x.shape[0], np.ascontiguousarray(x), enc.packed[1], out, False)  # x W
     else:
         out = np.empty((x.shape[0], W.shape[1]), W.dtype)
         for r in range(x.shape[0]):
@@ -347,7 +354,8 @@ class Seq2Seq(Container):
             x, weights, _ = self.attention.attend(x[:, None], enc.keys, enc.memory, enc.mask)
             x, weights = x[:, 0], weights[:, 0]
         logits = output_logits(self.output_layer, x, enc)                           # (N, V)
-        logits[:, [PAD, BOS]] = -np.inf               # never a target, so never written
+        logits[:, PAD] = -np.inf                      # never a target, so never written
+        logits[:, BOS] = -np.inf
         return logits, weights, (new_states, x if self.input_feeding else None)
 
     # ---- config --------------------------------------------------------------------------------
