@@ -116,7 +116,7 @@ def _numpy_blas():
 
 
 def blas_one_thread():
-    """Whether NumPy's BLAS runs one thread (read live, so a threadpool_limits
+    """Whether NumPy's BLAS runs one thread (read live, so a limit set for a
     block counts). False when it cannot be read: then the split is left to BLAS."""
     global _blas_libs
     if _blas_libs is None:
