@@ -215,3 +215,32 @@ def test_aligned_zeros():
             assert a.ctypes.data % 64 == 0 and not a.any()
             a[...] = 1                                          # writable, the whole shape
             assert a.sum() == np.prod(shape)
+
+
+def test_unowned_arrays_are_the_same_memory():
+    """support.unowned (the time loops' arguments without reference counts):
+    views of its arrays read and write the caller's memory, nested tuples and
+    scalars come through unchanged."""
+    from typing import NamedTuple
+    from lstmkit.kernels.support import unowned
+
+    class Args(NamedTuple):
+        x: np.ndarray
+        inner: tuple
+        k: int
+
+    @njit
+    def fill(a):
+        a = unowned(a)
+        y, s = a.inner
+        for r in range(a.x.shape[0]):
+            row = a.x[r, 1:]                                    # a view of a view
+            for j in range(row.shape[0]):
+                row[j] = r * 10 + j + a.k
+        y.reshape(-1)[:] = s
+        return a.x[:, 1:].sum()
+
+    x, y = np.zeros((3, 4)), np.zeros((2, 2), np.float32)
+    total = fill(Args(x, (y, 2.5), 7))
+    assert np.array_equal(x[:, 0], np.zeros(3)) and np.array_equal(x[:, 1:], np.arange(3)[:, None] * 10 + np.arange(3) + 7)
+    assert total == x.sum() and np.all(y == 2.5)

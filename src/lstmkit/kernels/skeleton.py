@@ -191,6 +191,7 @@ def split_gradient(m, dh, dout, dh_skip, dh_new):
 @njit(**JIT)
 def forward_rows(lo, hi, a):
     """The training forward time loop for batch rows lo..hi-1."""
+    a = support.unowned(a)                                     # no atomic counts per view (see there)
     L = a.loop
     n, H = hi - lo, L.H
     P, base = n * H, lo * H
@@ -215,6 +216,7 @@ def infer_rows(lo, hi, a):
     each (step, sequence) reads: either x W_x + b for every step, gate-major
     (G, T*B, H), or an embedding table folded through W_x, row-major
     (vocab, G*H), read at the token ids with the next step's rows prefetched."""
+    a = support.unowned(a)                                     # no atomic counts per view (see there)
     L = a.loop
     n, H = hi - lo, L.H
     P, base = n * H, lo * H
@@ -234,6 +236,7 @@ def infer_rows(lo, hi, a):
 @njit(**JIT)
 def backward_rows(lo, hi, a):
     """BPTT for batch rows lo..hi-1, from the last step to the first."""
+    a = support.unowned(a)                                     # no atomic counts per view (see there)
     L = a.loop
     n, H = hi - lo, L.H
     P, base = n * H, lo * H
@@ -264,6 +267,7 @@ def forward_rows_live(lo, hi, a, lens):
     lens > t run the cell's step; lens (B,) holds each row's real length,
     rows ordered longest first within the chunk, and the loop has no mask
     (its m stays all ones)."""
+    a = support.unowned(a)                                     # no atomic counts per view (see there)
     L = a.loop
     n, H = hi - lo, L.H
     P, base = n * H, lo * H
@@ -284,6 +288,7 @@ def forward_rows_live(lo, hi, a, lens):
 @njit(**JIT)
 def backward_rows_live(lo, hi, a, lens):
     """backward_rows for trailing padding (see forward_rows_live)."""
+    a = support.unowned(a)                                     # no atomic counts per view (see there)
     L = a.loop
     n, H = hi - lo, L.H
     P, base = n * H, lo * H

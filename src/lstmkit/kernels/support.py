@@ -12,8 +12,9 @@ formatting, which cost about 2 s of compile time per cold start; the copies
 here are plain loops.
 """
 import numpy as np
-from numba import njit
-from numba.extending import overload
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from .prefetch import prefetch
 from .views import run
@@ -43,6 +44,38 @@ def _cast_like_impl(arr, value):
 
 
 # ---- compiled helpers of the time loops ------------------------------------------------
+
+@intrinsic
+def unowned(typingctx, a):
+    """a (an argument structure: arrays, nested tuples, scalars) with every
+    array's reference-count handle (numba's meminfo) set to null: the same
+    memory, seen by arrays that take part in no reference counting.
+
+    Every array view numba makes (a.z[q, lo:hi], a reshape) increments the
+    parent's reference count when made and decrements it when dropped, each
+    an atomic instruction through a call, and numba's pruning of these pairs
+    gives up across calls and loops. The time loops make a few dozen views
+    per step. The LSTM's inference loop over zero rows (B = 32, H = 32,
+    T = 500) took 0.26 ms, 0.085 with numba's atomics compiled out and 0.09
+    with this: 0.5 us per step of counting, about a sixth of a 16-row chunk
+    (1.0 ms, 0.85 without it; in one process, real-time priority). With a
+    null handle the count functions return at their first test. Safe inside
+    a loop whose arguments outlive it (the caller holds them) as long as no
+    view escapes: the loops return nothing."""
+    def drop(context, builder, ty, val):
+        if isinstance(ty, types.Array):
+            ary = context.make_array(ty)(context, builder, value=val)
+            ary.meminfo = cgutils.get_null_value(ary.meminfo.type)
+            return ary._getvalue()
+        if isinstance(ty, types.BaseTuple):
+            for i, t in enumerate(ty):
+                val = builder.insert_value(val, drop(context, builder, t, builder.extract_value(val, i)), i)
+        return val
+
+    def codegen(context, builder, signature, args):
+        return drop(context, builder, signature.args[0], args[0])
+    return a(a), codegen
+
 
 @njit(**INLINE)
 def spread_mask(m, mask, t, lo, n, H):
