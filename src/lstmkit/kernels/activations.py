@@ -92,6 +92,30 @@ def sigmoid_sum_pass(z, b, out):
 
 
 @njit(**_JIT)
+def sigmoid_sum_bias_pass(z, x, b, out):
+    """out = sigmoid(z + (x + b)) with b (H,) added to each run of H numbers
+    (the rows of a step): the training step's bias, so that x W_x for all
+    steps needs no pass of its own to add it (the same sums, in the same
+    order, as sigmoid_sum_pass over x + b)."""
+    half = cast_like(out, 0.5)
+    H = b.shape[0]
+    for r in range(out.shape[0] // H):
+        for j in range(H):
+            k = r * H + j
+            out[k] = fast_tanh(half * (z[k] + (x[k] + b[j]))) * half + half
+
+
+@njit(**_JIT)
+def tanh_sum_bias_pass(z, x, b, out):
+    """out = tanh(z + (x + b)), b as in sigmoid_sum_bias_pass."""
+    H = b.shape[0]
+    for r in range(out.shape[0] // H):
+        for j in range(H):
+            k = r * H + j
+            out[k] = fast_tanh(z[k] + (x[k] + b[j]))
+
+
+@njit(**_JIT)
 def tanh_pass(z, out):
     """out = tanh(z)."""
     for k in range(out.shape[0]):

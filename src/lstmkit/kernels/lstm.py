@@ -25,7 +25,8 @@ import numpy as np
 from numba import njit
 
 from . import gemm, skeleton, support, workspace
-from .activations import fast_tanh, sigmoid_pass, sigmoid_sum_pass, tanh_pass, tanh_sum_pass
+from .activations import (fast_tanh, sigmoid_pass, sigmoid_sum_bias_pass, sigmoid_sum_pass, tanh_pass,
+                          tanh_sum_bias_pass, tanh_sum_pass)
 from .skeleton import JIT, implements
 from .views import block, run
 from .packed_cells import preactivations
@@ -37,10 +38,11 @@ GATE_NAMES = ("input_gate", "forget_gate", "candidate", "output_gate")
 
 
 class Train(NamedTuple):
-    """The training forward's arguments, unfused: x W_x + b is in xw."""
+    """The training forward's arguments, unfused: x W_x is in xw, the step adds b."""
     loop: skeleton.Loop
     x: np.ndarray              # (B, T, D) the input, batch-major
-    xw: np.ndarray             # (4, T, B*H) x W_x + b for all steps (unfused), else a placeholder
+    xw: np.ndarray             # (4, T, B*H) x W_x for all steps (unfused), else a placeholder
+    b: np.ndarray              # (4H,) b_x + b_h (unfused: added in the step's gate passes)
     W: np.ndarray              # per gate, packed: [W_x; W_h; b] (fused) or W_h (unfused), (4, P, K, 32)
     xh_all: np.ndarray         # (T, B, D+H+1) cache: each step's [x_t, h_{t-1}, 1]
     gates: np.ndarray          # (4, T, B*H) cache: i, f, g, o
@@ -128,12 +130,12 @@ def _forward_step(cls):
             tanh_pass(z_g, g)                                  # g_t = tanh(z_g)
             sigmoid_pass(z_o, o)                               # o_t = sigmoid(z_o)
         else:
-            for q in range(4):                                 # h_{t-1} W_h,q; x_t W_x,q + b_q is in xw
+            for q in range(4):                                 # h_{t-1} W_h,q; x_t W_x,q is in xw
                 gemm.dot(h, a.W[q], block(a.z, (q, base), n, H), q < 0)
-            sigmoid_sum_pass(z_i, run(a.xw, (0, t, base), P), i)
-            sigmoid_sum_pass(z_f, run(a.xw, (1, t, base), P), f)
-            tanh_sum_pass(z_g, run(a.xw, (2, t, base), P), g)
-            sigmoid_sum_pass(z_o, run(a.xw, (3, t, base), P), o)
+            sigmoid_sum_bias_pass(z_i, run(a.xw, (0, t, base), P), a.b[0:H], i)      # i = sigmoid(h W_hi + (x W_xi + b_i))
+            sigmoid_sum_bias_pass(z_f, run(a.xw, (1, t, base), P), a.b[H:2 * H], f)
+            tanh_sum_bias_pass(z_g, run(a.xw, (2, t, base), P), a.b[2 * H:3 * H], g)
+            sigmoid_sum_bias_pass(z_o, run(a.xw, (3, t, base), P), a.b[3 * H:4 * H], o)
         _update_state(i, f, g, o, m, run(a.c_new, (base,), P), run(a.tanh_c, (base,), P), out,
                       h_run, c_run)
     return step

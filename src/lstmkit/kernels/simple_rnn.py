@@ -27,10 +27,11 @@ GATE_NAMES = ("hidden",)
 
 
 class Train(NamedTuple):
-    """The training forward's arguments, unfused: x W_x + b is in xw."""
+    """The training forward's arguments, unfused: x W_x is in xw, the step adds b."""
     loop: skeleton.Loop
     x: np.ndarray              # (B, T, D)
-    xw: np.ndarray             # (1, T, B*H) x W_x + b for all steps (unfused), else a placeholder
+    xw: np.ndarray             # (1, T, B*H) x W_x for all steps (unfused), else a placeholder
+    b: np.ndarray              # (H,) b_x + b_h (unfused: added in the step's activation pass)
     W: np.ndarray              # packed, (1, P, K, 32): [W_x; W_h; b] (fused) or W_h
     xh_all: np.ndarray         # (T, B, D+H+1) cache: each step's [x_t, h_{t-1}, 1]
     h_news: np.ndarray         # (T, B*H) cache: act(...) before the mask
@@ -95,6 +96,22 @@ def _activate_sum(z, xw, relu, act):
             act[k] = fast_tanh(z[k] + xw[k])
 
 
+@njit(**support.INLINE)
+def _activate_sum_bias(z, xw, b, relu, act):
+    """act = act(z + (xw + b)), b (H,) added to each run of H numbers (the
+    training step's bias; the same sums as _activate_sum over xw + b)."""
+    zero = cast_like(act, 0.0)
+    H = b.shape[0]
+    for r in range(act.shape[0] // H):
+        if relu:
+            for j in range(H):
+                v = z[r * H + j] + (xw[r * H + j] + b[j])
+                act[r * H + j] = zero if v < zero else v
+        else:
+            for j in range(H):
+                act[r * H + j] = fast_tanh(z[r * H + j] + (xw[r * H + j] + b[j]))
+
+
 @implements(skeleton.forward_step, Train, TrainFused)
 def _forward_step(cls):
     fused = cls is TrainFused
@@ -112,8 +129,8 @@ def _forward_step(cls):
             _activate(z, a.relu, act)                         # s_t = act(...)
         else:
             support.fill_step_rows(a.xh_all[t, lo:lo + n], a.x, h, lo, t)   # kept for the weight gradients
-            gemm.dot(h, a.W[0], z.reshape((n, H)), False)     # W s_{t-1}; U x_t + b is in xw
-            _activate_sum(z, a.xw[0, t, base:base + P], a.relu, act)
+            gemm.dot(h, a.W[0], z.reshape((n, H)), False)     # W s_{t-1}; U x_t is in xw
+            _activate_sum_bias(z, a.xw[0, t, base:base + P], a.b, a.relu, act)
         skeleton.masked_update(act, m, out, h.reshape(P))
     return step
 
