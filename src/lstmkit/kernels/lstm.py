@@ -197,6 +197,9 @@ def _backward_step(cls):
         dxh = block(a.dxh, (lo, 0), n, a.dxh.shape[1])
         for q in range(4):
             gemm.dot(block(a.gates, (q, t, base), n, H), a.W_back[q], dxh, q > 0)
+        # dx_t out, dh_{t-1} = product + skip: the same lines end simple_rnn's
+        # backward step; a shared inlined helper broke float32 input gradients
+        # in some runs, for a cause not found (docs/kernels.md, "Compile time")
         D = a.dx.shape[2] if fused else 0
         if fused:
             for r in range(n):

@@ -169,6 +169,7 @@ def _backward_step(cls):
                 da[k] = dh_new[k] * (one - act[k] * act[k])
         dxh = a.dxh[lo:lo + n]
         gemm.dot(da.reshape((n, H)), a.W_back[0], dxh, False)  # backprop through the product
+        # the same lines as the end of lstm's backward step, kept copied (see there)
         D = a.dx.shape[2] if fused else 0
         if fused:
             for r in range(n):
