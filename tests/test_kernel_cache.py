@@ -135,3 +135,32 @@ def test_a_second_process_compiles_nothing():
     second = logs[1].stdout + logs[1].stderr
     assert "data loaded" in second
     assert "data saved" not in second, [ln for ln in second.splitlines() if "saved" in ln]
+
+
+def test_no_two_kernels_share_a_qualified_name():
+    """numba names machine code after module, qualified name, argument types
+    and a per-process counter. Two different functions with one qualified name
+    (closures from one factory) compiled by two processes into the cache can get
+    the same symbol, and a loop loaded from the cache then calls the wrong one
+    (the GRU's reset_before/reset_after steps did). So every compiled function
+    the kernel modules hold, directly or in a module-level dict, has its own."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import lstmkit.kernels as package
+
+    seen = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        values = []
+        for value in vars(module).values():
+            values.extend(value.values() if isinstance(value, dict) else [value])
+        for value in values:
+            if isinstance(value, CPUDispatcher):
+                f = value.py_func
+                key = (f.__module__, f.__qualname__)
+                assert seen.setdefault(key, f) is f, f"two kernels named {key}"
+    assert ("lstmkit.kernels.gru", "gru_step_reset_before") in seen
+    assert len(seen) > 20

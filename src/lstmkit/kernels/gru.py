@@ -117,7 +117,6 @@ def _gru_step(reset_after):
     h (n, H) carried in place; x_r, x_z, x_n the step's input projections;
     r, u, n_gate, stash flat runs that receive the gates (the caches in
     training, scratch at inference); z_* and h_new scratch runs."""
-    @njit(**JIT)
     def step(h, x_r, x_z, x_n, W, b_hn, z_r, z_u, z_n, h_new, r, u, n_gate, stash, m, out):
         n, H = h.shape
         rows = (n, H)
@@ -135,7 +134,14 @@ def _gru_step(reset_after):
             tanh_sum_pass(z_n, x_n, n_gate)                   # n_t = tanh(a_n + (r * h) W_hn)
         _new_state(u, n_gate, h_flat, h_new)                  # h_t = (1 - z) * n + z * h_{t-1}
         skeleton.masked_update(h_new, m, out, h_flat)
-    return step
+    # Each variant gets a name of its own. numba names a function's machine code
+    # after its qualified name, argument types and a per-process counter; the two
+    # closures share the first two, so two processes compiling them into the kernel
+    # cache could give both the same symbol, and a loop loaded from the cache then
+    # linked to the other variant's step (a reset_before GRU running reset_after's
+    # math: CI-like runs with concurrent compiles saw errors up to 0.7).
+    step.__qualname__ = f"gru_step_reset_{'after' if reset_after else 'before'}"
+    return njit(**JIT)(step)
 
 
 _STEP = {True: _gru_step(True), False: _gru_step(False)}
