@@ -67,17 +67,34 @@ def test_hybrid_and_runs_over_different_cells(first_run):
     bench.main(["--combine", str(tmp_path), str(tmp_path / "gru"), "--out", str(tmp_path / "mixed")])
     mixed = json.loads((tmp_path / "mixed" / "results.json").read_text())["series"]["unemp"]["networks"]
     assert mixed["lstm"] == r["networks"]["lstm"] and len(mixed["gru"]["h1"]) == 2
-    # the hybrid: the classical method validation prefers (ETS or SARIMA, both fitted before the validation
-    # blocks) + an LSTM on its one-step errors, with a validation score on the networks' blocks
+    # the hybrid: ETS or SARIMA + an LSTM on its one-step errors; its own search (base x window x units) on the
+    # networks' validation blocks, the base refitted before each block
     hyb = mixed["hybrid"]
-    base = hyb["config"]["base"]
-    assert base in ("ETS", "SARIMA") and base == min(hyb["base_validation_rmse"], key=hyb["base_validation_rmse"].get)
-    assert len(hyb["h1"]) == 2 and hyb["base_h1"] == r["baselines"][base]["h1"] and hyb["config"]["window"] == 8
+    c = hyb["config"]
+    assert len(hyb["selection"]) == 2 * 2 * 3 and {r["window"] for r in hyb["selection"]} == {4, 8}
+    best = min(hyb["selection"], key=lambda r: r["validation_rmse"])
+    assert (c["base"], c["window"], c["units"]) == (best["base"], best["window"], best["units"])
+    assert len(hyb["h1"]) == 2 and hyb["base_h1"] == r["baselines"][c["base"]]["h1"]
     assert len(hyb["fold_rmse"]) == 2 and hyb["validation_rmse"] == pytest.approx(np.mean(hyb["fold_rmse"]))
+    # fold k's base is fitted on everything before its block: an ETS fitted here on the same steps forecasts
+    # the block with the same errors
+    from lstmkit.apps import baselines as bl
+    from lstmkit.data.series import load_dataset
+    y = load_dataset("unemp")[0][:, 0]
+    cut = len(y) - r["test_origins"]["1"]
+    block = max(2, int(round(cut * 0.1)))
+    for k in range(2):
+        end = cut - k * block
+        ets = bl.ETS().fit(y[:end - block], 4)
+        origins = np.arange(end - block - 1, end - 1)
+        fc = ets.forecast(y[:end], origins, 1)[:, 0]
+        assert hyb["base_fold_rmse"]["ETS"][k] == pytest.approx(np.sqrt(np.mean((y[origins + 1] - fc) ** 2)))
+    assert hyb["base_validation_rmse"]["ETS"] == pytest.approx(np.mean(hyb["base_fold_rmse"]["ETS"]))
     md = (tmp_path / "mixed" / "results.md").read_text()
     assert "The pure LSTM matches or beats the best classical method on" in md
-    assert "### The hybrid: an LSTM on the one-step errors" in md and f"| unemp | {base} (" in md
-    assert "### One forecaster per series, chosen on validation" in md
+    assert "### The hybrid: an LSTM on the one-step errors" in md
+    assert f"| {c['base']} + LSTM({c['units']}), window {c['window']} |" in md
+    assert "### One forecaster per series, chosen on validation" in md and "against every classical method" in md
     # the stage-1 scores were taken from the first run, not trained again
     gru = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]["networks"]["gru"]
     first = [row for row in gru["selection"] if row["stage"] == 1]
@@ -90,6 +107,11 @@ def test_verdict_and_the_choice_between_lstm_and_hybrid():
     bench = load_example("forecast-statsmodels/benchmark.py", "forecast_benchmark")
     assert [bench.verdict(x, 1.0) for x in (0.9, 1.0, 1.02, 1.021)] == ["beats", "matches", "matches", "loses"]
     lstm = {"selection": [{"validation_rmse": 0.5}, {"validation_rmse": 0.3}, {"validation_rmse": 0.4}]}
-    assert bench.choose(lstm, {"validation_rmse": 0.31}) == ("LSTM", 0.3)
-    assert bench.choose(lstm, {"validation_rmse": 0.3}) == ("LSTM", 0.3)           # a tie keeps the pure LSTM
-    assert bench.choose(lstm, {"validation_rmse": 0.29}) == ("hybrid", 0.3)
+    gru = {"selection": [{"validation_rmse": 0.35}]}
+    assert bench.choose({"LSTM": lstm, "GRU": gru, "hybrid": {"validation_rmse": 0.31}}) == \
+        ("LSTM", {"LSTM": 0.3, "GRU": 0.35, "hybrid": 0.31})
+    assert bench.choose({"LSTM": lstm, "hybrid": {"validation_rmse": 0.3}})[0] == "LSTM"   # a tie keeps the LSTM
+    assert bench.choose({"LSTM": lstm, "GRU": gru, "hybrid": {"validation_rmse": 0.29}})[0] == "hybrid"
+    assert bench.choose({"LSTM": lstm, "GRU": {"selection": [{"validation_rmse": 0.2}]}})[0] == "GRU"
+    # the hybrid's windows of past errors: 12 and 24 steps, at most two seasons
+    assert [bench.hybrid_windows(s) for s in (4, 11, 12, 52)] == [[4, 8], [12, 22], [12, 24], [12, 24]]
