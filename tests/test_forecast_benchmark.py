@@ -60,8 +60,18 @@ def test_hybrid_and_runs_over_different_cells(first_run):
     bench, tmp_path = first_run
     r = json.loads((tmp_path / "results.json").read_text())["series"]["unemp"]
     # runs over different cells of one series (SARIMA refitted with the first run's orders only: same errors)
-    bench.main(TINY + ["--cells", "gru,hybrid", "--reuse-stage1", str(tmp_path / "results.json"),
-                       "--out", str(tmp_path / "gru")])
+    cuts, frame = [], bench.Bench.frame
+
+    def spy(self, v, cut, cal_args, cfg):
+        cuts.append(cut)
+        return frame(self, v, cut, cal_args, cfg)
+
+    bench.Bench.frame = spy
+    try:
+        bench.main(TINY + ["--cells", "gru,hybrid", "--rescore", "lstm", "--reuse-stage1", str(tmp_path / "results.json"),
+                           "--out", str(tmp_path / "gru")])
+    finally:
+        bench.Bench.frame = frame
     again = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]
     assert again["baselines"] == r["baselines"] and "refitted" in again["baseline_info"]["SARIMA"]
     bench.main(["--combine", str(tmp_path), str(tmp_path / "gru"), "--out", str(tmp_path / "mixed")])
@@ -90,11 +100,19 @@ def test_hybrid_and_runs_over_different_cells(first_run):
         fc = ets.forecast(y[:end], origins, 1)[:, 0]
         assert hyb["base_fold_rmse"]["ETS"][k] == pytest.approx(np.sqrt(np.mean((y[origins + 1] - fc) ** 2)))
     assert hyb["base_validation_rmse"]["ETS"] == pytest.approx(np.mean(hyb["base_fold_rmse"]["ETS"]))
+    # --rescore lstm: the first run's chosen LSTM scored again on the same folds, each frame's statistics from the
+    # steps before its block (the selection's frames end with the block)
+    re = mixed["lstm_rescored"]
+    assert re["config"] == r["networks"]["lstm"]["config"] and len(re["fold_rmse"]) == 2
+    assert re["validation_rmse_with_block"] == min(x["validation_rmse"] for x in r["networks"]["lstm"]["selection"])
+    assert {cut - block, cut - 2 * block} <= set(cuts) and cut - 3 * block not in cuts
+    assert len(hyb["base_fold_errors"]) == 2 and hyb["base_fold_errors"][0]["first_step"] == 10
     md = (tmp_path / "mixed" / "results.md").read_text()
     assert "The pure LSTM matches or beats the best classical method on" in md
     assert "### The hybrid: an LSTM on the one-step errors" in md
     assert f"| {c['base']} + LSTM({c['units']}), window {c['window']} |" in md
     assert "### One forecaster per series, chosen on validation" in md and "against every classical method" in md
+    assert f"| unemp | {re['validation_rmse']:.4g} ({re['validation_rmse_with_block']:.4g}) | - |" in md
     # the stage-1 scores were taken from the first run, not trained again
     gru = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]["networks"]["gru"]
     first = [row for row in gru["selection"] if row["stage"] == 1]

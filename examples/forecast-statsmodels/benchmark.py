@@ -146,17 +146,23 @@ class Bench:
         return fm.Frame(v, 0, cut, Calendar(*cal_args, kinds=cfg["features"]), cfg["mode"], cfg["deseason"],
                         window=cfg["window"])
 
-    def score(self, v, cut, cal_args, cell, cfg):
+    def score(self, v, cut, cal_args, cell, cfg, before_block=False):
         """Validation RMSE (one step, in the series' units) by rolling origin:
         fold k validates on the k-th of the last `folds` blocks of the period
         before the test (each a tenth of it) and trains on everything before
-        that block; the mean over the folds."""
+        that block; the mean over the folds.
+
+        The frame's statistics (scaling, step sizes, seasonal profile) come
+        from everything up to the block's END, the block included -- as the
+        selection has always done (its recorded scores are so) -- or, with
+        before_block, from the steps before the block only, as the test
+        period's come from the steps before it: the fair score (rescore())."""
         a = self.a
         block = max(2, int(round(cut * a.val_fraction)))
         scores, epochs = [], []
         for k in range(a.folds):
             end = cut - k * block                                              # the fold's validation ends here
-            frame = self.frame(v, end, cal_args, cfg)
+            frame = self.frame(v, end - block if before_block else end, cal_args, cfg)
             model, _, info = fm.fit(frame, "recursive", cell, cfg["units"], cfg["window"], 1, end,
                                     epochs=a.epochs, patience=a.patience, batch_size=a.batch_size,
                                     learning_rate=a.lr, seed=1000 + k, dropout=cfg["dropout"], val_windows=block,
@@ -167,6 +173,21 @@ class Bench:
             scores.append(rmse(fm.forecast_direct(model, frame, origins, W), frame.actual(origins, 1)))
             epochs.append(info["epochs"])
         return {**cfg, "validation_rmse": float(np.mean(scores)), "fold_rmse": scores, "epochs": epochs}
+
+    def rescore(self, name, v, cut, cal_args, cell, log):
+        """The earlier run's chosen configuration of `cell` (--reuse-stage1), scored again on the same folds with
+        the frame's statistics from before each block (score(before_block=True)): comparable with the hybrid's
+        validation score, whose base and scaling see nothing of the block either."""
+        net = self.earlier(name).get("networks", {}).get(cell)
+        if not net:
+            return None
+        cfg = net["config"]
+        r = self.score(v, cut, cal_args, cell, cfg, before_block=True)
+        old = min(x["validation_rmse"] for x in net["selection"])
+        log(f"  {cell}: the chosen configuration's validation RMSE with statistics from before each block "
+            f"{r['validation_rmse']:.4f} (with the block: {old:.4f})")
+        return {"config": cfg, "validation_rmse": r["validation_rmse"], "fold_rmse": r["fold_rmse"],
+                "epochs": r["epochs"], "validation_rmse_with_block": old}
 
     def earlier(self, name):
         """This series' results in an earlier run's results.json (--reuse-stage1), or {}."""
@@ -290,6 +311,11 @@ class Bench:
             t0 = time.time()
             if cell == "hybrid":
                 out["networks"]["hybrid"] = self.hybrid(name, y, cut, classical, cal_args, o1, act1, log)
+                if a.rescore:
+                    for c in a.rescore:
+                        r = self.rescore(name, v, cut, cal_args, c, log)
+                        if r:
+                            out["networks"][c + "_rescored"] = r
                 continue
             cfg, grid = self.select(name, v, cut, cal_args, cell, log)
             log(f"  {cell}: chose {cfg}")
@@ -340,6 +366,13 @@ class Bench:
         a, season = self.a, SEASONS[name]
         start = hybrid_first_step(season)
         block = max(2, int(round(cut * a.val_fraction)))
+        prior = self.earlier(name).get("networks", {}).get("hybrid", {}).get("base_fold_errors")
+        if prior and len(prior) == a.folds and prior[0].get("first_step") == start:
+            # the earlier run's fold fits (deterministic: the same data, search and fits)
+            log("  hybrid: the bases' fold fits of the earlier run (--reuse-stage1)")
+            self.bar.update(a.folds)
+            folds = [{b: np.asarray(f[b]) for b in BASES} for f in prior]
+            return folds, {b: [rmse(f[b][-block:], 0) for f in folds] for b in BASES}, block
         folds = []
         for k in range(a.folds):
             end = cut - k * block                                              # the fold's block ends here
@@ -381,9 +414,10 @@ class Bench:
         for base, W, units in itertools.product(BASES, hybrid_windows(season), HYBRID_SEARCH["units"]):
             scores, epochs = [], []
             for k, f in enumerate(folds):
-                resid = f[base]                                                # step t is step start + t of y
+                resid = np.asarray(f[base])                                    # step t is step start + t of y
                 end = len(resid)
-                frame = fm.Frame(resid[:, None], 0, end, Calendar(end, None, None, []), HYBRID["mode"])
+                # the scaling from the errors before the block (as the test period's from those before it)
+                frame = fm.Frame(resid[:, None], 0, end - block, Calendar(end, None, None, []), HYBRID["mode"])
                 model, _, info = fm.fit(frame, "recursive", "lstm", units, W, 1, end, epochs=a.epochs,
                                         patience=a.patience, batch_size=a.batch_size, learning_rate=a.lr,
                                         seed=1000 + k, val_windows=block)
@@ -401,7 +435,8 @@ class Bench:
         res = {"config": {**HYBRID, "units": units, "window": W, "first_step": int(start), "base": chosen},
                "base_validation_rmse": base_val, "base_fold_rmse": base_folds, "validation_rmse": best["validation_rmse"],
                "fold_rmse": best["fold_rmse"], "selection": rows,
-               "protocol": "base refitted (orders and parameters) before each validation block"}
+               "protocol": "base refitted (orders and parameters) and errors scaled before each validation block",
+               "base_fold_errors": [{"first_step": int(start), **{b: f[b].tolist() for b in BASES}} for f in folds]}
         old = self.earlier(name).get("networks", {}).get("hybrid")
         if old and {"base": "SARIMA", **old["config"]} == res["config"] and len(old["h1"]) == a.seeds:
             # the same forecaster on the test period as the earlier run's (an earlier run without a base used
@@ -560,23 +595,38 @@ def table(results, seeds):
                   f"on {said(h_ens)}."]
         both = [n for n in hyb if "validation_rmse" in hyb[n]]
         if both:
+            fair = any(c + "_rescored" in results[n]["networks"] for n in both for c in CELLS)
             lines += ["", "### One forecaster per series, chosen on validation: the pure LSTM, the GRU or the hybrid",
                       "", "Each series' pick is the lowest validation RMSE on the same rolling-origin blocks (a tie "
-                      "keeps the pure LSTM). Each score is the best of that forecaster's own search: about 30 "
-                      "configurations for the LSTM, 23 for the GRU, " + f"{len(BASES) * 2 * len(HYBRID_SEARCH['units'])}"
-                      " for the hybrid.", "",
-                      "| series | LSTM validation RMSE | GRU | hybrid | chosen | test RMSE (mean over seeds) | "
+                      "keeps the pure LSTM)."]
+            if fair:
+                lines[-1] += (" The networks' scores here are their chosen configurations' scored again with each "
+                              "fold's scaling, step sizes and seasonal profile taken from the steps before its "
+                              "block (as the hybrid's, and as for the test period); in brackets the selection's "
+                              "score, whose statistics included the block. A network not scored again takes no part.")
+            else:
+                lines[-1] += (" Each score is the best of that forecaster's own search: about 30 configurations for "
+                              "the LSTM, 23 for the GRU, " + f"{len(BASES) * 2 * len(HYBRID_SEARCH['units'])}"
+                              " for the hybrid.")
+            lines += ["", "| series | LSTM validation RMSE | GRU | hybrid | chosen | test RMSE (mean over seeds) | "
                       "ratio | verdict | ensemble | ratio | verdict |", "|" + "---|" * 11]
             c_single, c_ens, picks = {}, {}, {}
             for name in both:
                 r = results[name]
                 nets = {"LSTM": r["networks"]["lstm"], "GRU": r["networks"].get("gru"), "hybrid": hyb[name]}
+                shown = {}
+                if fair:
+                    for c, k in (("lstm", "LSTM"), ("gru", "GRU")):
+                        re = r["networks"].get(c + "_rescored")
+                        nets[k] = {**nets[k], "validation_rmse": re["validation_rmse"]} if re else None
+                        if re:
+                            shown[k] = f"{re['validation_rmse']:.4g} ({re['validation_rmse_with_block']:.4g})"
                 pick, vs = choose({k: v for k, v in nets.items() if v})
                 picks[name] = (pick, nets[pick])
                 m = np.mean([x["rmse"] for x in nets[pick]["h1"]])
                 e, br = nets[pick]["h1_ensemble"]["rmse"], best_rmse[name]
                 c_single[name], c_ens[name] = verdict(m, br), verdict(e, br)
-                lines.append(f"| {name} | " + " | ".join(f"{vs[k]:.4g}" if k in vs else "-" for k in nets) +
+                lines.append(f"| {name} | " + " | ".join(shown.get(k, f"{vs[k]:.4g}" if k in vs else "-") for k in nets) +
                              f" | {pick} | {m:.4g} | {m / br:.3f} | {c_single[name]} | {e:.4g} | {e / br:.3f} | "
                              f"{c_ens[name]} |")
             lines += ["", f"Chosen on validation, the forecaster matches or beats the best classical method "
@@ -631,7 +681,7 @@ def table(results, seeds):
 def combine(dirs, out):
     """One table from several runs (same settings, different series)."""
     docs = [json.loads(open(os.path.join(d, "results.json"), encoding="utf-8").read()) for d in dirs]
-    pick = lambda st: {k: v for k, v in st.items() if k not in ("series", "combine", "cells", "reuse_stage1")}
+    pick = lambda st: {k: v for k, v in st.items() if k not in ("series", "combine", "cells", "reuse_stage1", "rescore")}
     if any(pick(d["settings"]) != pick(docs[0]["settings"]) for d in docs):
         raise SystemExit(f"combine: the runs in {dirs} were made with different settings")
     results = {}
@@ -677,6 +727,10 @@ def main(argv=None):
                    help="take the validation scores of configurations an earlier run's results.json already "
                         "scored (same settings; any stage) instead of training them again; also its SARIMA orders "
                         "(one fit, not the search) and its hybrid's test results if the hybrid is the same")
+    p.add_argument("--rescore", default="", metavar="CELLS",
+                   help="with --cells hybrid and --reuse-stage1: score the earlier run's chosen configuration of "
+                        "these cells (comma-separated: lstm, gru) again with each fold's statistics from before "
+                        "its block, as the hybrid's; the pick between them then uses these scores")
     p.add_argument("--out", default=HERE, help="where results.json, results.md and the plots go")
     p.add_argument("--combine", nargs="+", metavar="DIR",
                    help="train nothing: join the results.json of runs over parts of the series (e.g. run in "
@@ -685,6 +739,11 @@ def main(argv=None):
     if a.combine:
         return combine(a.combine, a.out)
     a.cells = a.cells.split(",")
+    a.rescore = [c for c in a.rescore.split(",") if c]
+    if set(a.rescore) - set(CELLS):
+        p.error(f"unknown cells to rescore {sorted(set(a.rescore) - set(CELLS))}; expected some of lstm, gru")
+    if a.rescore and not ("hybrid" in a.cells and a.reuse_stage1):
+        p.error("--rescore needs --cells hybrid and --reuse-stage1 (the run whose choices it scores again)")
     if set(a.cells) - set(CELLS + ("hybrid",)):
         p.error(f"unknown cells {sorted(set(a.cells) - set(CELLS + ('hybrid',)))}; expected some of lstm, gru, hybrid")
     names = a.series.split(",")
@@ -698,7 +757,7 @@ def main(argv=None):
     per_cell = lambda c: 0 if c == "hybrid" else (stage1 + (2 + 3 + len(DECAYS) if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds \
         + a.seeds * 2
     total = len(names) * (sum(per_cell(c) for c in a.cells) + (a.seeds if "lstm" in a.cells and a.intervals else 0)) \
-        + (sum(hyb(n) for n in names) if "hybrid" in a.cells else 0)
+        + (sum(hyb(n) for n in names) if "hybrid" in a.cells else 0) + len(names) * len(a.rescore) * a.folds
     results = {}
     t0 = time.time()
     # one BLAS thread for the whole script (as the CLI): small matrices, a shared machine
