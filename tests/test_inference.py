@@ -103,6 +103,35 @@ def test_folded_table_follows_weight_changes():
     np.testing.assert_allclose(model.predict(ids), _unfolded_predict(model, ids), rtol=0, atol=1e-6)
 
 
+def test_folded_table_memory_is_leased_and_given_back():
+    """A big folded table comes from the kernels' buffer pool, is held by the
+    fold and goes back when the fold is dropped; the next fold (a fresh
+    model, say) computes its table again, into the same memory."""
+    import gc
+    from lstmkit.kernels import workspace
+    V, H = 700, 32                                          # a (700, 128) float32 table: 358 KB, pooled
+    model = lk.Sequential([lk.Embedding(V, 8), lk.LSTM(H), lk.Dense(1)])
+    model.build((None,))
+    ids = np.random.default_rng(5).integers(0, V, (4, 6))
+    gc.collect()
+    leased = workspace.pooled_bytes()[1]
+    first = model.predict_on_batch(ids)
+    rnn = model.layers[1]
+    table = rnn._fold[3]
+    assert workspace.pooled_bytes()[1] == leased + table.nbytes      # held by the fold
+    address, kept = table.ctypes.data, table.copy()
+    del table
+    rnn._fold = None                                        # dropped: the memory goes back
+    assert workspace.pooled_bytes()[1] == leased
+    again = model.predict_on_batch(ids)
+    assert rnn._fold[3].ctypes.data == address              # the same memory, folded again
+    np.testing.assert_array_equal(rnn._fold[3], kept)
+    np.testing.assert_array_equal(again, first)
+    with lk.config(reuse_buffers=False):
+        rnn._fold = None
+        np.testing.assert_array_equal(model.predict_on_batch(ids), first)
+
+
 @pytest.mark.parametrize("engine", ["auto", "reference"])
 def test_backward_after_inference_forward_recomputes(engine):
     """Layer.forward defaults to training=False and callers (gradient checks)

@@ -367,11 +367,11 @@ def backward(dhs, dstate, cache):
     return skeleton.backward(CELL, dhs, dstate, cache)
 
 
-def project_table(E, W_x, b_x=None, b_h=None, reset_after=True):
+def project_table(E, W_x, b_x=None, b_h=None, reset_after=True, empty=None):
     """E (V, D) -> E W_x + b_x + b_h' (V, 3H), the table forward_lookup reads;
     b_h' is b_h without its n block when reset_after (forward_lookup adds b_hn
     inside r * (...) in the loop)."""
-    return skeleton.project_table(CELL, E, W_x, b_x, b_h, reset_after=reset_after)
+    return skeleton.project_table(CELL, E, W_x, b_x, b_h, empty, reset_after=reset_after)
 
 
 def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_outputs=True,

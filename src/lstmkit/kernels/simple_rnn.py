@@ -255,9 +255,9 @@ def backward(dhs, dstate, cache):
     return skeleton.backward(CELL, dhs, dstate, cache)
 
 
-def project_table(E, W_x, b_x=None, b_h=None):
+def project_table(E, W_x, b_x=None, b_h=None, empty=None):
     """E (V, D) -> E W_x + b_x + b_h (V, H), the table forward_lookup reads."""
-    return skeleton.project_table(CELL, E, W_x, b_x, b_h)
+    return skeleton.project_table(CELL, E, W_x, b_x, b_h, empty)
 
 
 def forward_lookup(ids, table, W_h, state0=None, mask=None, reverse=False, need_outputs=True,

@@ -588,7 +588,7 @@ def example_kernels(cell, dtype, variant):
     the caller had finished training (cold start 5.4 s on a quiet machine,
     docs/kernels.md). Inference over projections (a model without an
     Embedding in front) comes after the products."""
-    from .gemm import dot_rows, pack
+    from .gemm import dot_rows, no_bias, pack
     dt = np.dtype(dtype)
     G, S = cell.N_GATES, len(cell.STATE_NAMES)
     B, T, D, H = 5, 3, 2, 3
@@ -623,7 +623,7 @@ def example_kernels(cell, dtype, variant):
                 layout = "C" if A.flags.c_contiguous else "F"
                 yield f"dot_rows.{layout}.{dt}", lambda: compile_only(
                     dot_rows, 0, 1, A, pack(np.zeros((A.shape[1], H), dt)),
-                    np.empty((A.shape[0], H), dt), False)
+                    np.empty((A.shape[0], H), dt), False, no_bias(dt))
                 if layout == "F":                             # what a training step runs besides
                     from .warmup import warm_training
                     yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
@@ -645,11 +645,10 @@ def input_projection(x_tm, W_x, b, n_gates, lease, n_threads, rows=None):
         x2, part = x2[rows], lease((len(rows), H), x_tm.dtype)
     for q in range(n_gates):
         out = xw[q] if rows is None else part
-        if b is None:
-            threads.matmul(x2, Wp[q], out, n_threads)
-        else:                                                  # the product added to the bias rows:
-            out[...] = b[q * H:(q + 1) * H]                    # one pass over xw fewer than adding after
-            threads.matmul(x2, Wp[q], out, n_threads, accumulate=True)
+        # the product added to the bias rows, each block filled in the tiles'
+        # threads just before them (gemm.dot_rows): one pass over xw fewer
+        # than adding after, and none on the calling thread alone
+        threads.matmul(x2, Wp[q], out, n_threads, bias=None if b is None else b[q * H:(q + 1) * H])
         if rows is not None:
             xw[q][rows] = part
     return xw
@@ -748,25 +747,32 @@ def _infer(cell, table, rows, W_h, inner_bias, carry, m, has_mask, reverse, need
     return support.batch_major(hs, B) if need_outputs else None
 
 
-def project_table(cell, E, W_x, b_x=None, b_h=None, **options):
+def project_table(cell, E, W_x, b_x=None, b_h=None, empty=None, **options):
     """An embedding table folded through the input side: E (V, D) ->
     E W_x + b (V, G*H), the table forward_lookup reads (b: the biases that
     join the input side, cell.input_biases). E[ids] W_x + b equals
     (E W_x + b)[ids], so a model fed by an Embedding skips the per-step
-    input product at inference."""
+    input product at inference. empty(shape, dtype): where the table comes
+    from (a layer's lease, see RNNLayer._folded_table), else new memory."""
     opts = cell.options(**options)
     support.check_dtype(E)
     G = cell.N_GATES
     if E.ndim != 2 or W_x.ndim != 2 or W_x.shape[0] != E.shape[1] or W_x.shape[1] % G:
         raise ValueError(f"project_table: E (V, D) and W_x (D, {G}H) do not agree: "
                          f"{E.shape} and {W_x.shape}")
-    from .gemm import pack
+    from .gemm import KC, pack
     H = W_x.shape[1] // G
     E = np.ascontiguousarray(E)
-    table = np.empty((E.shape[0], G * H), E.dtype)             # (V, G*H)
-    threads.matmul(E, pack(np.asarray(W_x, E.dtype)), table, config.threads)
+    table = (np.empty if empty is None else empty)((E.shape[0], G * H), E.dtype)   # (V, G*H)
+    Wp = pack(np.asarray(W_x, E.dtype))
     b = cell.input_biases(b_x, b_h, H, E.dtype, opts)[0]
-    if b is not None:
+    if b is not None and E.shape[1] <= KC:
+        # the bias added in the product's tiles: fadd(sum, b), the bits of the
+        # pass after it below, which took a third of the fold on one thread
+        threads.matmul(E, Wp, table, config.threads, bias=b)
+        return table
+    threads.matmul(E, Wp, table, config.threads)
+    if b is not None:                                          # sums over several k blocks
         table += b
     return table
 

@@ -90,13 +90,17 @@ def run_rows(kernel, n_rows, work, threads, *args, align=8):
     run(kernel, bounds(n_rows, n, align), *args)
 
 
-def matmul(A, Wp, C, threads, accumulate=False):
-    """C (+)= A @ W over the threads, split by rows of C (Wp = gemm.pack(W))."""
+def matmul(A, Wp, C, threads, accumulate=False, bias=None):
+    """C (+)= A @ W over the threads, split by rows of C (Wp = gemm.pack(W));
+    with bias (N,): C = bias + A @ W, the bias added in the product's tiles
+    (gemm.dot_rows)."""
     from . import ahead
-    from .gemm import dot_rows
+    from .gemm import dot_rows, no_bias
     layout = "C" if A.flags.c_contiguous else "F" if A.flags.f_contiguous else "A"
+    bias = no_bias(C.dtype) if bias is None else np.ascontiguousarray(bias, C.dtype)
     ahead.run(f"dot_rows.{layout}.{A.dtype}",
-              lambda: run_rows(dot_rows, A.shape[0], C.size * A.shape[1], threads, A, Wp, C, accumulate))
+              lambda: run_rows(dot_rows, A.shape[0], C.size * A.shape[1], threads, A, Wp, C, accumulate,
+                               bias))
 
 
 _blas_libs = None

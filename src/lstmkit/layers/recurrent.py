@@ -39,6 +39,20 @@ def _writeable(a):
     return a if a.flags.writeable else a.copy()
 
 
+class _Lease:
+    """The memory of a folded table, leased from the kernels' buffer pool
+    (kernels/workspace.py) and given back when the fold holding this object
+    is dropped: a new fold (new weights, or a new model of the same shape)
+    writes into memory already mapped, not into fresh pages. Memory only:
+    the table is computed again whenever the fold is made."""
+
+    def empty(self, shape, dtype):
+        from ..kernels import workspace
+        a = workspace.lease(shape, dtype)
+        workspace.hold(self, a)
+        return a
+
+
 def _same_array(a, b):
     if a is None or b is None:
         return a is b
@@ -80,7 +94,7 @@ class RNNLayer(StatefulMixin, Layer):
         self.final_state = None
         self.initial_state_grad = None
         self._cache = None
-        self._fold = None                                 # (engine, inputs, options, table) of the folded embedding
+        self._fold = None                                 # (engine, inputs, options, table, lease) of the folded embedding
         self._pack = None                                 # PackedWeights: the params are views into it
         self._step_fn = None                              # (engine setting, step kernel or None, flag)
         if input_shape is not None:
@@ -257,9 +271,11 @@ class RNNLayer(StatefulMixin, Layer):
         fold = self._fold
         if (fold is None or fold[0] is not engine or fold[2] != options
                 or not all(map(_same_array, fold[1], inputs))):
-            table = engine.project_table(*inputs, **options)
+            self._fold = None                                 # the old table's memory goes back first
+            lease = _Lease()
+            table = engine.project_table(*inputs, empty=lease.empty, **options)
             self._fold = fold = (engine, tuple(None if a is None else a.copy() for a in inputs),
-                                 options, table)
+                                 options, table, lease)
         return fold[3]
 
     def table_options(self):
