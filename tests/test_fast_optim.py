@@ -147,3 +147,33 @@ def test_sum_squares_is_a_float64_sum(dtype, n):
     if dtype == np.float32 and n > 100:
         # a float32 accumulation would be ~1e-7 off: the sum really is float64
         assert abs(float(np.sum(x * x, dtype=np.float32)) - expected) > abs(got - expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_split_over_threads_changes_no_number(dtype, monkeypatch):
+    # from policy.OPTIM_MIN_ELEMENTS on, Adam's update splits the elements over the engine's threads;
+    # each element is updated alone, so 1, 2 or 3 threads give the same bits after several steps
+    from lstmkit.kernels import policy, threads
+    rng = np.random.default_rng(3)
+    n = policy.OPTIM_MIN_ELEMENTS + 37                       # not a multiple of the 16-element alignment
+    p0 = rng.standard_normal((n // 7 + 1, 7)).astype(dtype)
+    grads = [rng.standard_normal(p0.shape).astype(dtype) for _ in range(STEPS)]
+    parts = []
+    run = threads.run
+    monkeypatch.setattr(threads, "run", lambda kernel, b, *a: (parts.append(len(b)), run(kernel, b, *a)))
+    got = []
+    for t in (1, 2, 3):
+        with lk.config(threads=t):
+            opt, p = lk.Adam(0.01, clipnorm=1.0), p0.copy()
+            for g in grads:
+                opt.apply({"w": p, "small": np.ones(8, dtype)}, {"w": g, "small": np.ones(8, dtype)})
+            got.append(p)
+    assert [n for n in parts if n > 1] == [2] * STEPS + [3] * STEPS   # the small array: one thread
+    assert parts.count(1) == 4 * STEPS                        # 1 thread: both arrays; 2 and 3: the small one
+    assert np.array_equal(got[0], got[1]) and np.array_equal(got[0], got[2])
+    with lk.config(threads=2):                               # split, and still the NumPy formulas
+        opt, p = lk.Adam(0.01), p0.copy()
+        for g in grads:
+            opt.apply({"w": p}, {"w": g})
+    ref = numpy_steps("adam", p0, grads, dtype, lr=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
+    np.testing.assert_allclose(p, ref, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)

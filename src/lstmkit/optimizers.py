@@ -17,6 +17,8 @@ import numpy as np
 
 from . import schedules
 from .kernels import optim as kernels
+from .kernels import policy, threads
+from .settings import config
 
 DTYPES = (np.float32, np.float64)
 
@@ -148,8 +150,11 @@ class Adam(Optimizer):
         step_size = lr / (1 - self.beta_1 ** t)
         bc2_sqrt = (1 - self.beta_2 ** t) ** 0.5
         c = p.dtype.type
-        kernels.adam(*_flat(p, g, m, v), c(scale), c(1 - self.beta_1), c(1 - self.beta_2), c(self.beta_1),
-                     c(self.beta_2), c(step_size), c(bc2_sqrt), c(self.epsilon))
+        args = (*_flat(p, g, m, v), c(scale), c(1 - self.beta_1), c(1 - self.beta_2), c(self.beta_1),
+                c(self.beta_2), c(step_size), c(bc2_sqrt), c(self.epsilon))
+        # over ranges of elements, split over the threads for big arrays: each element alone, the same numbers
+        threads.run(kernels.adam_range, threads.bounds(p.size, policy.optim_threads(p.size, config.threads), 16),
+                    *args)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

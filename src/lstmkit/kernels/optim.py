@@ -45,18 +45,26 @@ def sgd_momentum(p, g, velocity, scale, lr, momentum, nesterov):
 
 
 @njit(**_JIT)
-def adam(p, g, m, v, scale, one_minus_b1, one_minus_b2, b1, b2, step_size, bc2_sqrt, eps):
+def adam_range(lo, hi, p, g, m, v, scale, one_minus_b1, one_minus_b2, b1, b2, step_size, bc2_sqrt, eps):
     """m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
     p -= step_size m / (sqrt(v) / bc2_sqrt + eps)
-    with step_size = lr / (1 - b1^t) and bc2_sqrt = sqrt(1 - b2^t), the bias
-    corrections folded into two scalars the way torch.optim.Adam does."""
-    for i in range(p.size):
+    for the elements lo:hi, with step_size = lr / (1 - b1^t) and
+    bc2_sqrt = sqrt(1 - b2^t), the bias corrections folded into two scalars
+    the way torch.optim.Adam does. Each element alone, whichever range it is
+    in: a split over threads (optimizers.Adam) changes no number."""
+    for i in range(lo, hi):
         gi = g[i] * scale
         mi = m[i] * b1 + one_minus_b1 * gi
         vi = v[i] * b2 + one_minus_b2 * gi * gi
         m[i] = mi
         v[i] = vi
         p[i] -= step_size * mi / (np.sqrt(vi) / bc2_sqrt + eps)
+
+
+@njit(**_JIT)
+def adam(p, g, m, v, scale, one_minus_b1, one_minus_b2, b1, b2, step_size, bc2_sqrt, eps):
+    """adam_range over every element."""
+    adam_range(0, p.size, p, g, m, v, scale, one_minus_b1, one_minus_b2, b1, b2, step_size, bc2_sqrt, eps)
 
 
 @njit(**_JIT)

@@ -62,7 +62,7 @@ def warm_training(dtype, common_only=False):
     from . import embedding, optim
     c = np.dtype(dtype).type                                   # np.float32 or np.float64: also the scalars' type
     a = [np.zeros(4, c) for _ in range(4)]
-    optim.adam(*a, *(c(0.5) for _ in range(8)))
+    optim.adam_range(0, 4, *a, *(c(0.5) for _ in range(8)))    # Adam over element ranges (optimizers.py)
     table = np.zeros((3, 2), c)
     embedding.scatter_add_rows(table, np.zeros(2, np.int64), np.ones((2, 2), c),
                                np.empty(3, np.int64), 0, np.zeros(3, np.bool_))
