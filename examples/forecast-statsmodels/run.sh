@@ -19,3 +19,9 @@ lstmkit forecast train --dataset elec_equip --window 24 --mode seasonal --skip 1
 lstmkit forecast predict --model runs/elec_equip --dataset elec_equip --horizon 12 --out runs/elec_equip-next
 # the table of examples/forecast-statsmodels/README.md (co2 alone: 40 min on the shared 2-core machine)
 python examples/forecast-statsmodels/benchmark.py --out runs/forecast-benchmark
+# the hybrid (ETS or SARIMA + an LSTM on its one-step errors), validated as it forecasts the test period, and the
+# pure LSTM's choice scored again the same way; one forecaster per series picked on validation (results.md)
+python examples/forecast-statsmodels/benchmark.py --cells hybrid --rescore lstm \
+    --reuse-stage1 runs/forecast-benchmark/results.json --out runs/forecast-hybrid
+python examples/forecast-statsmodels/benchmark.py --combine runs/forecast-benchmark runs/forecast-hybrid \
+    --out runs/forecast-all
