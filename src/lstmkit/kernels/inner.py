@@ -100,9 +100,9 @@ def install():
     def finalize_(self):
         if getattr(self, _FLAG, None) is None:
             return finalize(self)
-        # numba's finalize without its last step, the machine code: link the
-        # libraries this one calls and optimise the whole, so that a caller
-        # links exactly the IR it always did
+        # numba's finalize without its last two steps, the module passes
+        # and the machine code: link the libraries this one calls; the
+        # function passes have run (add_ir_module)
         require_global_compiler_lock()
         self._raise_if_finalized()
         seen = set()
@@ -111,7 +111,12 @@ def install():
                 self._reload_init.update(lib._reload_init)
                 seen.add(lib)
                 self._final_module.link_in(lib._get_module_for_linking(), preserve=True)
-        self._optimize_final_module()
+        # Not optimised as a module either: each caller links this IR and
+        # optimises the linked whole (cheap pass, reference-count pruning,
+        # full pass), so the step's IR gets that treatment there. Done here
+        # as well, it cost 0.3-0.4 CPU s of a cold start (the forward and
+        # backward loops, which are on the caller's path); the loops' results
+        # are the same bits and their speed the same (docs/kernels.md).
         self._final_module.verify()
         self._finalized = True
 
