@@ -16,6 +16,14 @@ second core; and, for comparison:
     everything, as before the helper);
   * torch: the same model and steps in PyTorch in a fresh process (it
     compiles nothing; its import is the cost).
+
+    PYTHONPATH=src python benchmarks/cold_start.py --timeline [--repeats 1]
+
+prints instead the timeline of cold starts: from the compile-ahead log
+(LSTMKIT_AHEAD_LOG, kernels/ahead.py), when the caller and the helper
+finished importing, and when each started, finished or waited for each
+kernel, beside the caller's import / fit / predict, in seconds from the
+process start.
 """
 import argparse
 import json
@@ -147,12 +155,46 @@ def measure(repeats=5, torch=True, log=print):
     return {k: _summary(v) for k, v in cases.items() if v}
 
 
+def timeline(log=print):
+    """One cold start (helper on), with who compiled what when; returns its record."""
+    folder = tempfile.mkdtemp(prefix="lstmkit-cold-")
+    try:
+        path = os.path.join(folder, "ahead.log")
+        t_spawn = time.time()
+        rec = run_child(CHILD_LSTMKIT, folder, {"LSTMKIT_AHEAD_LOG": path})
+        time.sleep(0.5)
+        events = []
+        with open(path) as f:
+            for line in f:
+                t, pid, key, what = line.rstrip("\n").split(" ", 3)
+                events.append((float(t), pid, what, key))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    t0 = rec["start"]
+    for t, what in ((t0 + rec["import_s"], "imported"), (t0 + rec["import_s"] + rec["build_s"], "built"),
+                    (rec["end"] - rec["predict_s"], "fit done"), (rec["end"], "predict done")):
+        events.append((t, "caller", what, "-"))
+    helpers = {pid for _, pid, what, _ in events if what == "helper imported"}
+    log(f"cold start {rec['wall_s']:.2f} s (import {rec['import_s']:.2f}, fit {rec['fit_s']:.2f}, "
+        f"predict {rec['predict_s']:.2f}); cpu {rec['cpu_s']:.2f} + helper {rec['helper_cpu_s']:.2f} s; "
+        f"others {100 * rec['others_cpu']:.0f}%")
+    for t, pid, what, key in sorted(events):
+        who = "helper" if pid in helpers else "caller"
+        log(f"  {t - t_spawn:6.2f} {who:6s} {what:22s} {key if key != '-' else ''}")
+    return rec
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--timeline", action="store_true", help="print who compiled what when, per repeat")
     args = ap.parse_args(argv)
+    if args.timeline:
+        for _ in range(args.repeats):
+            timeline()
+        return
     res = measure(args.repeats, torch=not args.no_torch)
     for k, v in res.items():
         print(f"{k:15s} median {v['median_s']:5.2f} s (min {v['min_s']:.2f}, max {v['max_s']:.2f}); "

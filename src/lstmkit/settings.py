@@ -12,7 +12,7 @@
 | `flush_denormals` | True | flush-to-zero inside the compiled loops (x86 MXCSR FTZ/DAZ, restored on return) | only numbers below 1.2e-38 (float32) / 2.2e-308 (float64) |
 | `reuse_buffers` | True | big arrays (caches, outputs) come from a pool of leased buffers | no |
 | `pool_max_bytes` | 1 GiB | free pooled memory kept for reuse | no |
-| `compile_ahead` | True | at a first use, a helper process compiles the kernels needed next (kernels/ahead.py) | no: the same machine code either way |
+| `compile_ahead` | True | at a first use, a helper process compiles the kernels needed next (kernels/ahead.py; on the first run of an lstmkit, with no kernel cache yet, it is started at import and given its work at the first compile) | no: the same machine code either way |
 
 Why `threads` does not change results: rows of a batch never interact inside
 a time loop, every product computes each output row with the same

@@ -7,8 +7,9 @@ the time loops and the wrappers around them are written once, in
 skeleton.py, and each cell adds its gate math and cache layout. The
 reference engine stays the ground truth. See docs/kernels.md.
 """
-from . import cache
+from . import ahead, cache
 
+ahead.prestart()               # first run of this lstmkit (no cache folder yet): the helper starts importing now
 cache.install()                # before any kernel is decorated: where compiled kernels live
 
 from . import inner  # noqa: E402

@@ -6,9 +6,16 @@ weight-gradient products, an optimizer update, and at `predict` an inference
 loop: several seconds of numba, one after the other, on one core. The second
 core has nothing to do. So the first time a kernel of a (cell, dtype) is
 needed and is not in the kernel cache, this process starts one helper
-(`python -m lstmkit.kernels.ahead CELL DTYPE`), which runs kernels/warmup.py
-for that cell and dtype: every kernel it compiles lands in the shared cache
-(kernels/cache.py), where this process then loads it instead of compiling it.
+(`main(CELL DTYPE VARIANT)` below, in a new Python), which compiles the
+kernels of skeleton.example_kernels for that cell and dtype: every kernel it
+compiles lands in the shared cache (kernels/cache.py), where this process
+then loads it instead of compiling it.
+
+On the very first run of an lstmkit (no kernel cache folder yet: every kernel
+will be compiled), the helper is started earlier, at `import
+lstmkit.kernels`, without its work (`prestart`): its half second of Python
+start-up and imports then runs beside this process's own import, and it is
+given its work at the first compile.
 
 So that the two never compile the same kernel, a kernel is claimed before it
 is compiled: a file `<key>.claim` made with O_EXCL in the cache folder (holding
@@ -33,9 +40,13 @@ PATIENCE = 120.0               # seconds to wait for another process's compile b
 AHEAD = 7                      # of example_kernels' list, the helper's share: up to inference (both table kinds)
 STEAL = 6                      # ... and what this process may compile while it waits (not inference over projections)
 
+WAIT = 60.0                    # seconds a prestarted helper waits for its work
+HELPER_ENV = "LSTMKIT_AHEAD_HELPER"   # set in a helper's environment: it starts no helper itself
+
 _ready = set()                 # keys this process has run (compiled or loaded)
 _helpers = {}                  # (cell, dtype) -> Popen
 _plan = None                   # what this process compiles while it waits: an iterator of (key, compile)
+_waiting = None                # the helper prestart() started, until it is given its work (False: none)
 
 
 def _folder():
@@ -96,6 +107,7 @@ def run(key, call, helper=None, wait=True):
                 _remove(claim)
                 raise
             _touch(done)
+            _log(key, "compiled")
             _ready.add(key)
             return result
         if not wait:
@@ -108,6 +120,7 @@ def run(key, call, helper=None, wait=True):
                 break
             if not _steal():
                 time.sleep(POLL)
+        _log(key, "waited")
     result = call()                                            # loads from the cache (or compiles)
     _touch(done)
     _ready.add(key)
@@ -154,11 +167,68 @@ def _remove(path):
         pass
 
 
+def _spawn(args, stdin):
+    """The helper process: main(ARGS) of this module in a new Python, in a
+    session of its own (a Ctrl-C in the terminal is the caller's), with the
+    lstmkit it belongs to first on its path; None if it cannot start."""
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src] + [p for p in os.environ.get(
+        "PYTHONPATH", "").split(os.pathsep) if p]), **{HELPER_ENV: "1"})
+    try:
+        # -c, not -m: with -m this module would run a second copy of itself
+        # beside the one `import lstmkit.kernels` has imported
+        return subprocess.Popen([sys.executable, "-c", "from lstmkit.kernels import ahead; ahead.main()",
+                                 *args], env=env,
+                                stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except OSError:
+        return None
+
+
+def prestart():
+    """Called by `import lstmkit.kernels`. When this lstmkit's kernel cache
+    folder does not exist yet -- its first run after an install or upgrade,
+    when every kernel a model uses will be compiled -- start the helper now,
+    before its work is known: its Python start-up and import (about half a
+    second) then run beside this process's own import instead of delaying
+    its first compile by as much. It waits for its work on a pipe
+    (start_helper sends it at the first compile); it exits at once when this
+    process closes the pipe (at exit, or at a first compile with
+    lk.config.compile_ahead turned off), and after WAIT seconds without work.
+    With the cache folder there (every later run), nothing is started here."""
+    global _waiting
+    if os.environ.get(HELPER_ENV) or not settings.config.compile_ahead or _waiting is not None:
+        return
+    from .cache import cache_dir
+    try:
+        if os.path.exists(cache_dir()):
+            return
+    except OSError:
+        return
+    _waiting = _spawn(["--wait"], subprocess.PIPE) or False
+
+
+def _take_waiting():
+    """The prestarted helper if it is still waiting (else None); this process
+    no longer holds it either way."""
+    global _waiting
+    proc, _waiting = _waiting, False
+    if not proc or proc.poll() is not None:
+        return None
+    return proc
+
+
 def start_helper(cell, dtype, variant):
-    """Start the compile-ahead helper for (cell, dtype), once per process;
-    variant: the class name of the argument structure this process needs
-    first (TrainFused, say), whose kernels the helper compiles first."""
-    if not settings.config.compile_ahead or (cell, dtype) in _helpers:
+    """Start the compile-ahead helper for (cell, dtype), once per process, or
+    give the prestarted one its work; variant: the class name of the
+    argument structure this process needs first (TrainFused, say), whose
+    kernels the helper compiles first."""
+    if not settings.config.compile_ahead:
+        waiting = _take_waiting()
+        if waiting is not None:
+            waiting.stdin.close()                              # it exits without compiling
+        return
+    if (cell, dtype) in _helpers:
         return
     if any(p.poll() is None for p in _helpers.values()):       # one helper at a time
         return
@@ -167,16 +237,16 @@ def start_helper(cell, dtype, variant):
 
     from . import KERNELS, skeleton
     _plan = itertools.islice(skeleton.example_kernels(KERNELS[cell].CELL, dtype, variant), STEAL)
-    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([src] + [p for p in os.environ.get(
-        "PYTHONPATH", "").split(os.pathsep) if p]))
-    try:
-        _helpers[(cell, dtype)] = subprocess.Popen(
-            [sys.executable, "-m", "lstmkit.kernels.ahead", cell, dtype, variant], env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-    except OSError:
-        _helpers[(cell, dtype)] = None
+    proc = _take_waiting()
+    if proc is not None:
+        try:
+            proc.stdin.write(f"{cell} {dtype} {variant}\n".encode())
+            proc.stdin.close()
+        except OSError:                                        # it has just gone: start another
+            proc = None
+    if proc is None:
+        proc = _spawn([cell, dtype, variant], subprocess.DEVNULL)
+    _helpers[(cell, dtype)] = proc
 
 
 def helpers():
@@ -186,8 +256,17 @@ def helpers():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    cell, dtype, variant = argv
     settings.config.set(compile_ahead=False)                  # a helper starts no helper
+    _log("-", "helper imported")
+    if argv == ["--wait"]:                                    # prestarted: wait for the work
+        import select
+        if not select.select([sys.stdin], [], [], WAIT)[0]:
+            return
+        argv = sys.stdin.readline().split()
+        if len(argv) != 3:                                    # the caller closed the pipe
+            return
+        _log("-", "helper given its work")
+    cell, dtype, variant = argv
     import itertools
 
     from . import KERNELS, skeleton
