@@ -178,7 +178,7 @@ def timeline(log=print):
     log(f"cold start {rec['wall_s']:.2f} s (import {rec['import_s']:.2f}, fit {rec['fit_s']:.2f}, "
         f"predict {rec['predict_s']:.2f}); cpu {rec['cpu_s']:.2f} + helper {rec['helper_cpu_s']:.2f} s; "
         f"others {100 * rec['others_cpu']:.0f}%")
-    for t, pid, what, key in sorted(events):
+    for t, pid, what, key in sorted(events, key=lambda e: e[0]):     # stable: the log's order at ties
         who = "helper" if pid in helpers else "caller"
         log(f"  {t - t_spawn:6.2f} {who:6s} {what:22s} {key if key != '-' else ''}")
     return rec
