@@ -122,6 +122,21 @@ def test_cold_start_child_is_timed_from_process_start(tmp_path):
     assert 0 < rec["wall_s"] < 60 and rec["end"] >= rec["start"] and 0 <= rec["others_cpu"] <= 1
 
 
+def test_cold_start_measures_lstmkit_with_its_bytecode_written():
+    """As an install has it: every lstmkit module's .pyc, current with its source."""
+    import importlib.util
+    sys.path.insert(0, BENCH)
+    import cold_start
+    cold_start.compile_bytecode()
+    package = os.path.join(cold_start.SRC, "lstmkit")
+    for folder, _, files in os.walk(package):
+        for name in files:
+            if name.endswith(".py"):
+                source = os.path.join(folder, name)
+                pyc = importlib.util.cache_from_source(source)
+                assert os.path.exists(pyc) and os.path.getmtime(pyc) >= os.path.getmtime(source), source
+
+
 @pytest.mark.slow
 def test_translation_workload_runs(tmp_path):
     """Workload E (seq2seq_bench.py) on miniature shapes: both frameworks time the same model."""
