@@ -582,8 +582,9 @@ def example_kernels(cell, dtype, variant):
     the inference loop over a folded table, which `predict` needs last but
     which takes as long to compile as a training loop. Three loops of about
     equal cost on two cores: the caller does forward and backward, the helper
-    inference and then the products, Adam and the Embedding gradient (small,
-    needed after the first backward). With backward first instead, as
+    inference and then Adam, the Embedding gradient and the products (small,
+    needed after the first backward; the order is explained below). With
+    backward first instead, as
     before, the helper was still compiling the inference loop long after
     the caller had finished training (cold start 5.4 s on a quiet machine,
     docs/kernels.md). Inference over projections (a model without an
@@ -619,14 +620,20 @@ def example_kernels(cell, dtype, variant):
             yield loop_key(backward_rows, a), lambda: compile_only(backward_rows, 0, 1, a)
             if fused != first:
                 continue
+            # What a training step runs besides the loops: Adam and the Embedding
+            # gradient first -- they are called directly, not through claims, so
+            # a caller that reached them before the helper had compiled them
+            # compiled them a second time -- then the products, which are
+            # claimed: a caller waiting for the F-layout one (its weight
+            # gradients) compiles the C-layout one (`predict`'s table fold)
+            # meanwhile.
+            from .warmup import warm_training
+            yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
             for A in (np.zeros((B * T, D + H + 1), dt).T, np.zeros((B * T, D), dt)):
                 layout = "C" if A.flags.c_contiguous else "F"
                 yield f"dot_rows.{layout}.{dt}", lambda: compile_only(
                     dot_rows, 0, 1, A, pack(np.zeros((A.shape[1], H), dt)),
                     np.empty((A.shape[0], H), dt), False, no_bias(dt))
-                if layout == "F":                             # what a training step runs besides
-                    from .warmup import warm_training
-                    yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
             yield loop_key(infer_rows, infer[1]), lambda: compile_only(infer_rows, 0, 1, infer[1])
 
 
