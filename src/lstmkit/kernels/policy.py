@@ -67,6 +67,13 @@ the tables):
   threads (real-time priority, loaded VM): 2^15 82 -> 76 us, 2^16 161 ->
   114 us, 2^18 648 -> 379 us, 2^20 2.6 -> 1.34 ms. Each element is updated
   alone, so the split changes no number.
+* ATTENTION_MIN_WORK = 2^22 multiply-adds per stacked product (B Tq Tv d):
+  the Attention layer's dot and general scores, softmax and products with
+  the value run in batch-row parts on the engine's threads (NumPy releases
+  the GIL inside them), the sums over the whole batch after. The threshold
+  is PARALLEL_MIN_WORK's (about 20 us of one core), not tuned apart.
+  Workload E (B 64, 20 x 20 steps, 256 features; 2 threads, real-time
+  priority, 15 alternating rounds): the training step 66.0 -> 64.0 ms.
 These were set on the 2-core development machine from the measurements
 above, not tuned on others.
 """
@@ -84,6 +91,7 @@ BLAS_BLOCKS = 2
 BLAS_ALIGN = 64
 LOSS_MIN_ELEMENTS = 1 << 20
 OPTIM_MIN_ELEMENTS = 1 << 16
+ATTENTION_MIN_WORK = 1 << 22
 
 FUSABLE = {"lstm": True, "simple_rnn": True, "gru": False}
 
@@ -139,6 +147,17 @@ def optim_threads(n, threads):
     if n < OPTIM_MIN_ELEMENTS:
         return 1
     return max(1, threads)
+
+
+def attention_threads(n_rows, work, threads):
+    """How many threads share an attention layer's forward or backward over
+    n_rows batch rows (layers/attention.py); `work`: the multiply-adds of one
+    of its stacked products."""
+    if "chunks" in _forced:
+        return max(1, min(_forced["chunks"], n_rows))
+    if work < ATTENTION_MIN_WORK:
+        return 1
+    return max(1, min(threads, n_rows))
 
 
 def loss_threads(n_rows, n_logits, threads):

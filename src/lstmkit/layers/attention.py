@@ -154,25 +154,24 @@ class Attention(Layer):
         k = arrays[2] if len(arrays) == 3 else v
         masks = list(mask) if isinstance(mask, (list, tuple)) else [None, None]
         q_mask, v_mask = masks[0], masks[1]
-        s, score_cache = self._scores(q, k)                                  # (B, Tq, Tv)
         hide = None
         if v_mask is not None:
             hide = ~np.asarray(v_mask, bool)[:, None, :]                     # (B, 1, Tv)
         if use_causal_mask:
-            Tq, Tv = s.shape[1:]
+            Tq, Tv = q.shape[1], k.shape[1]
             future = np.arange(Tv)[None, :] > np.arange(Tq)[:, None]         # (Tq, Tv): j > i
             hide = future[None] if hide is None else (hide | future[None])
-        if hide is not None:
-            s = np.where(hide, s - NEG, s)
-        a = _softmax(s)                                                      # (B, Tq, Tv)
-        keep = None
-        if training and self.dropout > 0:
-            p_keep = 1.0 - self.dropout
-            keep = (self._dropout_rng.random(a.shape) < p_keep).astype(self.dtype) / p_keep
-            a_used = a * keep
+        parts = self._batch_parts(q, k, v)
+        if parts is not None:
+            out, score_cache, a, keep, a_used = self._forward_parts(parts, q, k, v, hide, training)
         else:
-            a_used = a
-        out = a_used @ v                                                     # (B, Tq, dv)
+            s, score_cache = self._scores(q, k)                              # (B, Tq, Tv)
+            if hide is not None:
+                s = np.where(hide, s - NEG, s)
+            a = _softmax(s)                                                  # (B, Tq, Tv)
+            keep = self._dropout_keep(a.shape, training)
+            a_used = a * keep if keep is not None else a
+            out = a_used @ v                                                 # (B, Tq, dv)
         q_keep = None
         if q_mask is not None:
             q_keep = np.asarray(q_mask, bool)[:, :, None]                    # (B, Tq, 1)
@@ -190,18 +189,108 @@ class Attention(Layer):
         dout = np.asarray(dout, self.dtype)
         if q_keep is not None:
             dout = np.where(q_keep, dout, 0.0)                               # backprop through the zeroed rows
-        da_used = dout @ v.transpose(0, 2, 1)                                # (B, Tq, Tv), backprop through a v
-        if d_scores is not None:
-            da_used = da_used + d_scores
-        dv = a_used.transpose(0, 2, 1) @ dout                                # (B, Tv, dv)
-        da = da_used * keep if keep is not None else da_used                 # backprop through dropout
-        ds = a * (da - (da * a).sum(axis=-1, keepdims=True))                 # backprop through softmax
-        # the -1e9 shift of masked scores is a constant: ds passes through it unchanged
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
-        dq, dk = self._scores_backward(ds, q, k, score_cache)
+        parts = self._batch_parts(q, k, v)
+        if parts is not None:
+            dq, dk, dv = self._backward_parts(parts, dout, d_scores, q, k, v, score_cache, a, keep, a_used)
+        else:
+            da_used = dout @ v.transpose(0, 2, 1)                            # (B, Tq, Tv), backprop through a v
+            if d_scores is not None:
+                da_used = da_used + d_scores
+            dv = a_used.transpose(0, 2, 1) @ dout                            # (B, Tv, dv)
+            da = da_used * keep if keep is not None else da_used             # backprop through dropout
+            ds = a * (da - (da * a).sum(axis=-1, keepdims=True))             # backprop through softmax
+            # the -1e9 shift of masked scores is a constant: ds passes through it unchanged
+            dq, dk = self._scores_backward(ds, q, k, score_cache)
         if n_in == 3:
             return [dq, dv, dk]
         return [dq, dv + dk]                                                 # the value was the key too
+
+    def _dropout_keep(self, shape, training):
+        """The dropout's scaled keep mask of the weights (None without dropout)."""
+        if not (training and self.dropout > 0):
+            return None
+        p_keep = 1.0 - self.dropout
+        return (self._dropout_rng.random(shape) < p_keep).astype(self.dtype) / p_keep
+
+    # ---- the same over batch rows on the engine's threads -----------------------------------
+    # Every step of the dot and general scores, the softmax and the products with the value is
+    # per batch row (NumPy's stacked products too: a slice of the batch gives each row's product
+    # bit for bit), so the rows can be computed in parts on the engine's threads, each part
+    # writing its rows of the full arrays; the sums over the whole batch (the gradients of W and
+    # of the scale) are then taken over the full arrays, as without parts. The same bits either
+    # way (tests/test_attention_threads.py).
+
+    def _batch_parts(self, q, k, v):
+        """[(lo, hi)] batch row ranges for the threads, or None (one part)."""
+        if type(self)._scores is not Attention._scores or self.score_mode == "concat":
+            return None
+        from ..kernels import policy, threads
+        from ..settings import config
+        B, Tq, Tv = q.shape[0], q.shape[1], k.shape[1]
+        work = B * Tq * Tv * max(q.shape[2], v.shape[2])            # multiply-adds of one stacked product
+        n = policy.attention_threads(B, work, config.threads)
+        return threads.bounds(B, n) if n > 1 else None
+
+    def _forward_parts(self, parts, q, k, v, hide, training):
+        from ..kernels import threads
+        B, Tq, Tv = q.shape[0], q.shape[1], k.shape[1]
+        dt = self.dtype
+        keep = self._dropout_keep((B, Tq, Tv), training)           # drawn whole: the same random stream
+        general = self.score_mode == "general"
+        qw = np.empty((B, Tq, self.params["W"].shape[1]), dt) if general else q
+        raw, a = np.empty((B, Tq, Tv), dt), np.empty((B, Tq, Tv), dt)
+        a_used = np.empty((B, Tq, Tv), dt) if keep is not None else a
+        out = np.empty((B, Tq, v.shape[2]), dt)
+
+        def rows(lo, hi):
+            s, (qw_r, raw_r) = self._scores(q[lo:hi], k[lo:hi])
+            if general:
+                qw[lo:hi] = qw_r
+            raw[lo:hi] = raw_r
+            if hide is not None:
+                s = np.where(hide if hide.shape[0] == 1 else hide[lo:hi], s - NEG, s)
+            a_r = _softmax(s)
+            a[lo:hi] = a_r
+            if keep is not None:
+                a_r = a_r * keep[lo:hi]
+                a_used[lo:hi] = a_r
+            out[lo:hi] = a_r @ v[lo:hi]
+        threads.run(rows, parts)
+        return out, (qw, raw), a, keep, a_used
+
+    def _backward_parts(self, parts, dout, d_scores, q, k, v, cache, a, keep, a_used):
+        from ..kernels import threads
+        p, g = self.params, self.grads
+        qw, raw = cache
+        general = self.score_mode == "general"
+        ds = np.empty(a.shape, self.dtype)
+        dqw = np.empty(qw.shape, self.dtype)
+        dq = np.empty(q.shape, self.dtype) if general else dqw
+        dk, dv = np.empty(k.shape, self.dtype), np.empty(v.shape, self.dtype)
+
+        def rows(lo, hi):
+            do = dout[lo:hi]
+            da_used = do @ v[lo:hi].transpose(0, 2, 1)                       # backprop through a v
+            if d_scores is not None:
+                da_used = da_used + d_scores[lo:hi]
+            dv[lo:hi] = a_used[lo:hi].transpose(0, 2, 1) @ do
+            da = da_used * keep[lo:hi] if keep is not None else da_used      # backprop through dropout
+            a_r = a[lo:hi]
+            ds_r = a_r * (da - (da * a_r).sum(axis=-1, keepdims=True))       # backprop through softmax
+            ds[lo:hi] = ds_r
+            draw = ds_r * p["scale"] if self.use_scale else ds_r             # backprop through raw * scale
+            dqw_r = draw @ k[lo:hi]                                          # backprop through qw k^T
+            dk[lo:hi] = draw.transpose(0, 2, 1) @ qw[lo:hi]
+            dqw[lo:hi] = dqw_r
+            if general:
+                dq[lo:hi] = dqw_r @ p["W"].T                                 # backprop through q W (input)
+        threads.run(rows, parts)
+        if self.use_scale:
+            g["scale"] = np.full((1,), (ds * raw).sum(), self.dtype)
+        if general:
+            g["W"] = q.reshape(-1, q.shape[-1]).T @ dqw.reshape(-1, dqw.shape[-1])   # backprop through q W
+        return dq, dk, dv
 
     def get_config(self):
         return {**super().get_config(), "use_scale": self.use_scale, "score_mode": self.score_mode,
