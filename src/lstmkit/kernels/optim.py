@@ -62,12 +62,6 @@ def adam_range(lo, hi, p, g, m, v, scale, one_minus_b1, one_minus_b2, b1, b2, st
 
 
 @njit(**_JIT)
-def adam(p, g, m, v, scale, one_minus_b1, one_minus_b2, b1, b2, step_size, bc2_sqrt, eps):
-    """adam_range over every element."""
-    adam_range(0, p.size, p, g, m, v, scale, one_minus_b1, one_minus_b2, b1, b2, step_size, bc2_sqrt, eps)
-
-
-@njit(**_JIT)
 def rmsprop(p, g, v, scale, one_minus_rho, rho, lr, eps):
     """v = rho v + (1-rho) g^2;  p -= lr g / (sqrt(v) + eps)."""
     for i in range(p.size):
