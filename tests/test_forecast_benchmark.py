@@ -31,6 +31,9 @@ def test_benchmark_writes_its_tables(first_run):
         assert len(net["h1"]) == 2 and len(net["direct"]) == 2
         assert net["config"]["mode"] in ("relative", "mean", "seasonal", "level")
     assert len(r["networks"]["gru"]["selection"]) == 20 + 3
+    # every selection scored with each fold's statistics from before its block (the protocol, recorded)
+    assert doc["settings"]["fold_stats"] == "before_block"
+    assert all(r["networks"][c]["fold_stats"] == "before_block" for c in ("lstm", "gru"))
     # the LSTM also tries a longer window (and the window mean, unless stage 1 chose seasonal differences),
     # then 8/16/32/64 units x dropout 0/0.2
     lstm = r["networks"]["lstm"]
@@ -104,7 +107,10 @@ def test_hybrid_and_runs_over_different_cells(first_run):
     # steps before its block (the selection's frames end with the block)
     re = mixed["lstm_rescored"]
     assert re["config"] == r["networks"]["lstm"]["config"] and len(re["fold_rmse"]) == 2
-    assert re["validation_rmse_with_block"] == min(x["validation_rmse"] for x in r["networks"]["lstm"]["selection"])
+    lstm_val = min(x["validation_rmse"] for x in r["networks"]["lstm"]["selection"])
+    assert re["validation_rmse_with_block"] == lstm_val
+    # the first run's selection already used statistics from before each block: the rescore reproduces it
+    assert re["validation_rmse"] == pytest.approx(lstm_val, rel=1e-9)
     assert {cut - block, cut - 2 * block} <= set(cuts) and cut - 3 * block not in cuts
     assert len(hyb["base_fold_errors"]) == 2 and hyb["base_fold_errors"][0]["first_step"] == 10
     md = (tmp_path / "mixed" / "results.md").read_text()
@@ -112,13 +118,49 @@ def test_hybrid_and_runs_over_different_cells(first_run):
     assert "### The hybrid: an LSTM on the one-step errors" in md
     assert f"| {c['base']} + LSTM({c['units']}), window {c['window']} |" in md
     assert "### One forecaster per series, chosen on validation" in md and "against every classical method" in md
-    assert f"| unemp | {re['validation_rmse']:.4g} ({re['validation_rmse_with_block']:.4g}) | - |" in md
+    # both networks were selected leak-free: each shows its own selection's score and takes part
+    gru_val = min(x["validation_rmse"] for x in r["networks"]["gru"]["selection"])
+    assert f"| unemp | {lstm_val:.4g} | {gru_val:.4g} | {hyb['validation_rmse']:.4g} |" in md
     # the stage-1 scores were taken from the first run, not trained again
     gru = json.loads((tmp_path / "gru" / "results.json").read_text())["series"]["unemp"]["networks"]["gru"]
     first = [row for row in gru["selection"] if row["stage"] == 1]
     assert len(first) == 20 and all(row["reused"] for row in first)
     assert [row["validation_rmse"] for row in first] == \
         [row["validation_rmse"] for row in r["networks"]["gru"]["selection"] if row["stage"] == 1]
+    # the same configuration chosen: the first run's test results, after seed 0's one-step model reproduced them
+    assert gru["config"] == r["networks"]["gru"]["config"] and "test_reused" in gru
+    assert gru["h1"] == r["networks"]["gru"]["h1"] and gru["direct"] == r["networks"]["gru"]["direct"]
+
+
+def test_reuse_takes_no_score_of_the_leaky_protocol(tmp_path):
+    """--reuse-stage1 reuses validation scores only of networks selected with fold statistics from before
+    each block; of an earlier, leaky selection (no "fold_stats") only its rescored choice."""
+    bench = load_example("forecast-statsmodels/benchmark.py", "forecast_benchmark")
+    settings = {"folds": 3, "epochs": 200, "patience": 20, "batch_size": 32, "lr": 0.005, "val_fraction": 0.1,
+                "test_fraction": 0.2}
+    row = lambda w, v: {"window": w, "mode": "level", "deseason": False, "features": [], "units": 32,
+                        "dropout": 0.0, "validation_rmse": v, "fold_rmse": [v] * 3, "epochs": [5] * 3, "stage": 1}
+    leaky = {"config": {**row(11, 0)}, "selection": [row(11, 1.0), row(22, 2.0)]}
+    rescored = {"config": {k: v for k, v in row(11, 0).items() if k in bench.CONFIG}, "validation_rmse": 1.5,
+                "fold_rmse": [1.5] * 3, "epochs": [6] * 3, "validation_rmse_with_block": 1.0}
+    fair = {**leaky, "fold_stats": bench.FOLD_STATS}
+    doc = {"settings": settings, "series": {"sunspots": {"networks": {"lstm": leaky, "lstm_rescored": rescored,
+                                                                       "gru": leaky}}}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    a = type("A", (), {**settings, "reuse_stage1": str(path)})()
+    b = bench.Bench(a)
+    got = b.cached("sunspots", "lstm")                   # leaky selection: only the rescored choice, its fair score
+    assert list(got) == [bench.key(row(11, 0))] and got[bench.key(row(11, 0))]["validation_rmse"] == 1.5
+    assert b.cached("sunspots", "gru") == {}             # leaky and not rescored: nothing
+    doc["series"]["sunspots"]["networks"]["gru"] = fair  # selected by this protocol: all its rows
+    path.write_text(json.dumps(doc))
+    got = b.cached("sunspots", "gru")
+    assert sorted(r["validation_rmse"] for r in got.values()) == [1.0, 2.0]
+    # another run's settings are refused
+    path.write_text(json.dumps({**doc, "settings": {**settings, "folds": 2}}))
+    with pytest.raises(SystemExit, match="other settings"):
+        b.cached("sunspots", "gru")
 
 
 def test_verdict_and_the_choice_between_lstm_and_hybrid():
