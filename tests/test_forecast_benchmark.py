@@ -45,7 +45,11 @@ def test_benchmark_writes_its_tables(first_run):
     three = [row for row in lstm["selection"] if row["stage"] == 3]
     assert len(three) in (4, 5) and {row["weight_decay"] for row in three[-2:]} == {0.01, 0.1}
     assert {row["skip"] for row in three[:-2]} >= {5} and all(row["skip"] > 0 for row in three[:-2])
-    assert {"skip", "weight_decay"} <= set(lstm["config"])
+    assert {"skip", "weight_decay", "lr", "lr_halflife"} <= set(lstm["config"])
+    # then (stage 4) a lower learning rate, or the run's halved every 25 epochs
+    four = [(row["lr"], row["lr_halflife"]) for row in lstm["selection"] if row["stage"] == 4]
+    assert four == [(0.002, 0), (0.001, 0), (0.0, 25)]
+    assert lstm["config"] in [{k: row[k] for k in lstm["config"]} for row in lstm["selection"]]
     assert len(lstm["intervals"]) == 2 and len(lstm["intervals_calibrated"]) == 2
     assert all(len(c["margin"]) == 4 for c in lstm["intervals_calibrated"])
     md = (tmp_path / "results.md").read_text()
@@ -130,6 +134,17 @@ def test_hybrid_and_runs_over_different_cells(first_run):
     # the same configuration chosen: the first run's test results, after seed 0's one-step model reproduced them
     assert gru["config"] == r["networks"]["gru"]["config"] and "test_reused" in gru
     assert gru["h1"] == r["networks"]["gru"]["h1"] and gru["direct"] == r["networks"]["gru"]["direct"]
+
+
+def test_learning_rate_options():
+    bench = load_example("forecast-statsmodels/benchmark.py", "forecast_benchmark")
+    b = bench.Bench(type("A", (), {"lr": 0.005, "batch_size": 32})())
+    assert b.rate({}, 100) == 0.005 and b.rate({"lr": 0.001, "lr_halflife": 0}, 100) == 0.001
+    s = b.rate({"lr": 0.0, "lr_halflife": 25}, 70)      # 70 windows: 3 updates an epoch -> halves every 75 updates
+    assert s(0) == pytest.approx(0.005) and s(75) == pytest.approx(0.0025) and s(150) == pytest.approx(0.00125)
+    # old configurations (no learning-rate keys) keep their keys: their cached scores stay reusable
+    old = {"window": 12, "mode": "level", "deseason": False, "features": [], "units": 32, "dropout": 0.0}
+    assert bench.key(old) == bench.key({**old, "skip": 0, "weight_decay": 0.0, "lr": 0.0, "lr_halflife": 0})
 
 
 def test_reuse_takes_no_score_of_the_leaky_protocol(tmp_path):

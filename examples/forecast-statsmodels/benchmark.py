@@ -29,8 +29,10 @@ For each series (the last 20 % is the test period):
      highway, fm.build's skip): over the last season + 1 steps, over the whole
      window, and over the last season + 1 steps of a window of three seasons
      (series with seasons of at most 20 steps); then, for the winner so far,
-     decoupled weight decay (AdamW) of 0.01 and 0.1. The lowest score wins.
-     The test period is not looked at.
+     decoupled weight decay (AdamW) of 0.01 and 0.1; then (stage 4, added
+     2026-11-30) the learning rate: 0.002 or 0.001 instead of --lr, or --lr
+     halved every 25 epochs. The lowest score wins. The test period is not
+     looked at.
   3. With that configuration, for each seed: a one-step model (horizon 1, and
      rolled forward for the recursive multi-step forecast), a direct model of
      horizon H, and (LSTM) a quantile model for 90 % intervals: each trains
@@ -84,12 +86,14 @@ SERIES = {"sunspots": {"windows": (11, 22), "horizon": 5},
 MODES = ("relative", "seasonal", "level")
 FEATURES = ((), ("season", "month"))
 INPUTS = ("window", "mode", "deseason", "features")
-CONFIG = INPUTS + ("units", "dropout", "skip", "weight_decay")   # what a configuration is
-NEW = {"skip": 0, "weight_decay": 0.0}                        # options of stage 3 (and their defaults)
+CONFIG = INPUTS + ("units", "dropout", "skip", "weight_decay", "lr", "lr_halflife")   # what a configuration is
+# options of stages 3 and 4, and their defaults (lr 0: the run's --lr; lr_halflife 0: a constant rate)
+NEW = {"skip": 0, "weight_decay": 0.0, "lr": 0.0, "lr_halflife": 0}
 DECAYS = (0.01, 0.1)
+RATES = ((0.002, 0), (0.001, 0), (0.0, 25))     # stage 4: (learning rate, epochs over which it halves; 0: constant)
 STAGE2 = {"gru": ((32, 0.0), (64, 0.0), (32, 0.2), (64, 0.2)),          # units, dropout
           "lstm": tuple(itertools.product((8, 16, 32, 64), (0.0, 0.2)))}
-VARIANTS = ("lstm",)                         # cells that try stage 1b (longer window, window mean) and stage 3
+VARIANTS = ("lstm",)                         # cells that try stage 1b (longer window, window mean), stages 3 and 4
 CELLS = ("lstm", "gru")
 LEVEL = 0.9
 HYBRID = {"dropout": 0.0, "mode": "level"}                  # the residual network of --cells hybrid
@@ -140,11 +144,24 @@ class Bench:
         self.a = args
         self.bar = None
 
+    def rate(self, cfg, windows):
+        """The learning rate of a configuration: its lr (0: the run's --lr), constant, or with lr_halflife = E
+        > 0 halved every E epochs (exponential decay per update, an epoch being the updates of `windows`
+        training windows in batches of --batch-size; a refit, on more windows, follows the same decay per
+        update)."""
+        lr, half = cfg.get("lr") or self.a.lr, cfg.get("lr_halflife", 0)
+        if not half:
+            return lr
+        per_epoch = -(-int(windows) // self.a.batch_size)
+        return lstmkit.ExponentialDecay(lr, decay_steps=half * per_epoch, decay_rate=0.5)
+
     def train(self, frame, kind, cell, cfg, H, cut, seed, refit, quantiles=None):
         a = self.a
+        n = len(fm.training_origins(kind, frame.lookback(cfg["window"]), H, cut))
+        lr = self.rate(cfg, n - max(1, int(round(n * a.val_fraction))))         # the windows fit() trains on
         model, hist, info = fm.fit(frame, kind, cell, cfg["units"], cfg["window"], H, cut,
                                    val_fraction=a.val_fraction, epochs=a.epochs, patience=a.patience,
-                                   batch_size=a.batch_size, learning_rate=a.lr, seed=seed, dropout=cfg["dropout"],
+                                   batch_size=a.batch_size, learning_rate=lr, seed=seed, dropout=cfg["dropout"],
                                    quantiles=quantiles, refit=refit, skip=cfg.get("skip", 0),
                                    weight_decay=cfg.get("weight_decay", 0.0))
         self.bar.update(1)
@@ -172,9 +189,10 @@ class Bench:
         for k in range(a.folds):
             end = cut - k * block                                              # the fold's validation ends here
             frame = self.frame(v, end - block if before_block else end, cal_args, cfg)
+            lr = self.rate(cfg, len(fm.training_origins("recursive", frame.lookback(cfg["window"]), 1, end)) - block)
             model, _, info = fm.fit(frame, "recursive", cell, cfg["units"], cfg["window"], 1, end,
                                     epochs=a.epochs, patience=a.patience, batch_size=a.batch_size,
-                                    learning_rate=a.lr, seed=1000 + k, dropout=cfg["dropout"], val_windows=block,
+                                    learning_rate=lr, seed=1000 + k, dropout=cfg["dropout"], val_windows=block,
                                     skip=cfg.get("skip", 0), weight_decay=cfg.get("weight_decay", 0.0))
             self.bar.update(1)
             W = cfg["window"]
@@ -279,7 +297,8 @@ class Bench:
 
         show = lambda r: log(f"    {cell} W={r['window']:<3} {r['mode']:<8} deseason={'yes' if r['deseason'] else 'no '} "
                              f"calendar={'yes' if r['features'] else 'no '} units={r['units']:<3} "
-                             f"dropout={r['dropout']} skip={r.get('skip', 0)} weight decay={r.get('weight_decay', 0)}: "
+                             f"dropout={r['dropout']} skip={r.get('skip', 0)} weight decay={r.get('weight_decay', 0)} "
+                             f"lr={r.get('lr') or self.a.lr} halving every {r.get('lr_halflife') or '-'} epochs: "
                              f"validation RMSE {r['validation_rmse']:.4f} "
                              f"(epochs {r['epochs']})")
         for W, mode, deseason, feats in itertools.product(SERIES[name]["windows"], MODES, (False, True), FEATURES):
@@ -312,6 +331,11 @@ class Bench:
                 rows.append(scored({**{k: best.get(k, 0) for k in CONFIG}, "weight_decay": wd, "stage": 3}))
                 show(rows[-1])
             best = min([best] + [r for r in rows if r["stage"] == 3], key=lambda r: r["validation_rmse"])
+            for lr, half in RATES:                       # stage 4: a lower learning rate, or a decaying one
+                rows.append(scored({**{k: best.get(k, 0) for k in CONFIG}, "lr": lr, "lr_halflife": half,
+                                    "stage": 4}))
+                show(rows[-1])
+            best = min([best] + [r for r in rows if r["stage"] == 4], key=lambda r: r["validation_rmse"])
         return {**NEW, **{k: best[k] for k in CONFIG if k in best}}, rows
 
     def series(self, name, log):
@@ -725,7 +749,9 @@ def table(results, seeds):
                           f"calendar {'yes' if x['features'] else 'no'}, {x['units']} units"
                           f"{', dropout ' + str(x['dropout']) if x['dropout'] else ''}"
                           f"{', linear skip over ' + str(x['skip']) + ' steps' if x.get('skip') else ''}"
-                          f"{', weight decay ' + str(x['weight_decay']) if x.get('weight_decay') else ''}")
+                          f"{', weight decay ' + str(x['weight_decay']) if x.get('weight_decay') else ''}"
+                          f"{', learning rate ' + str(x['lr']) if x.get('lr') else ''}"
+                          f"{', learning rate halved every ' + str(x['lr_halflife']) + ' epochs' if x.get('lr_halflife') else ''}")
         leaky = lambda k: "" if r["networks"][k].get("fold_stats") == FOLD_STATS else " (chosen by leaky fold scores)"
         lines.append(f"| {name} | {desc(c['lstm'])}{leaky('lstm')} | {desc(c['gru'])}{leaky('gru')} | "
                      f"{r['baseline_info']['ETS']['model']} | {r['baseline_info']['SARIMA']['model']} |")
@@ -816,7 +842,7 @@ def main(argv=None):
     b = Bench(a)
     stage1 = max(len(SERIES[n]["windows"]) for n in names) * (2 * len(MODES) - 1) * len(FEATURES)
     hyb = lambda n: a.seeds + a.folds * (1 + len(BASES) * len(hybrid_windows(SEASONS[n])) * len(HYBRID_SEARCH["units"]))
-    per_cell = lambda c: 0 if c == "hybrid" else (stage1 + (2 + 3 + len(DECAYS) if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds \
+    per_cell = lambda c: 0 if c == "hybrid" else (stage1 + (2 + 3 + len(DECAYS) + len(RATES) if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds \
         + a.seeds * 2
     total = len(names) * (sum(per_cell(c) for c in a.cells) + (a.seeds if "lstm" in a.cells and a.intervals else 0)) \
         + (sum(hyb(n) for n in names) if "hybrid" in a.cells else 0) + len(names) * len(a.rescore) * a.folds
