@@ -35,6 +35,26 @@ def test_dot_equals_matmul(dtype, M, K, N):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_kernel_any_layout(dtype):
+    """rows_kernel: one compiled product for A in C order, in F order (X.T)
+    and strided, each with the bits dot_rows compiled for that layout gives."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((300, 37)).astype(dtype)
+    Wp = gemm.pack(rng.standard_normal((37, 45)).astype(dtype))
+    Wt = gemm.pack(rng.standard_normal((300, 45)).astype(dtype))
+    kernels = set()
+    for A, Wq in ((X, Wp), (X.T, Wt), (X[::2], Wp)):                # C, F, neither
+        for accumulate in (False, True):
+            want, got = (np.ones((A.shape[0], 45), dtype) for _ in range(2))
+            gemm.dot_rows(0, A.shape[0], A, Wq, want, accumulate, NB[np.dtype(dtype)])
+            kernel = gemm.rows_kernel(A, Wq, got, NB[np.dtype(dtype)])
+            kernel(0, A.shape[0], A, Wq, got, accumulate, NB[np.dtype(dtype)])
+            np.testing.assert_array_equal(got, want)
+            kernels.add(id(kernel))
+    assert len(kernels) == 1                                     # the same compiled function each time
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_rows_alike_however_split(dtype):
     """Each output row comes out with the same bits whether it is computed
     in a 4-row tile or alone, in one call or in a thread's share."""

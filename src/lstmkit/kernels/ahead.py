@@ -37,8 +37,8 @@ from .. import settings
 POLL = 0.02                    # seconds between looks at a claimed kernel
 PATIENCE = 120.0               # seconds to wait for another process's compile before doing it here
 
-AHEAD = 7                      # of example_kernels' list, the helper's share: up to inference (both table kinds)
-STEAL = 6                      # ... and what this process may compile while it waits (not inference over projections)
+AHEAD = 6                      # of example_kernels' list, the helper's share: all of it (inference over both table kinds)
+STEAL = 5                      # ... and what this process may compile while it waits (not inference over projections)
 
 WAIT = 60.0                    # seconds a prestarted helper waits for its work
 HELPER_ENV = "LSTMKIT_AHEAD_HELPER"   # set in a helper's environment: it starts no helper itself

@@ -582,14 +582,14 @@ def example_kernels(cell, dtype, variant):
     the inference loop over a folded table, which `predict` needs last but
     which takes as long to compile as a training loop. Three loops of about
     equal cost on two cores: the caller does forward and backward, the helper
-    inference and then Adam, the Embedding gradient and the products (small,
+    inference and then the product, Adam and the Embedding gradient (small,
     needed after the first backward; the order is explained below). With
     backward first instead, as
     before, the helper was still compiling the inference loop long after
     the caller had finished training (cold start 5.4 s on a quiet machine,
     docs/kernels.md). Inference over projections (a model without an
-    Embedding in front) comes after the products."""
-    from .gemm import dot_rows, no_bias, pack
+    Embedding in front) comes last."""
+    from .gemm import no_bias, pack, rows_kernel
     dt = np.dtype(dtype)
     G, S = cell.N_GATES, len(cell.STATE_NAMES)
     B, T, D, H = 5, 3, 2, 3
@@ -620,20 +620,18 @@ def example_kernels(cell, dtype, variant):
             yield loop_key(backward_rows, a), lambda: compile_only(backward_rows, 0, 1, a)
             if fused != first:
                 continue
-            # What a training step runs besides the loops: Adam and the Embedding
-            # gradient first -- they are called directly, not through claims, so
-            # a caller that reached them before the helper had compiled them
-            # compiled them a second time -- then the products, which are
-            # claimed: a caller waiting for the F-layout one (its weight
-            # gradients) compiles the C-layout one (`predict`'s table fold)
-            # meanwhile.
+            # What a training step runs besides the loops: the whole-sequence
+            # product (one compile for every layout of A: gemm.rows_kernel), which
+            # the caller needs right after its backward, for the weight
+            # gradients, and `predict` for its table fold; then Adam and the
+            # Embedding gradient. Those are called directly, not through claims:
+            # a caller that reaches them first compiles them itself (while
+            # waiting for the product it claims and compiles this entry), and
+            # the helper's copy is then a second compile on the other core.
+            A, C = np.zeros((B * T, D), dt), np.empty((B * T, H), dt)
+            yield f"dot_rows.{dt}", lambda: rows_kernel(A, pack(np.zeros((D, H), dt)), C, no_bias(dt))
             from .warmup import warm_training
             yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
-            for A in (np.zeros((B * T, D + H + 1), dt).T, np.zeros((B * T, D), dt)):
-                layout = "C" if A.flags.c_contiguous else "F"
-                yield f"dot_rows.{layout}.{dt}", lambda: compile_only(
-                    dot_rows, 0, 1, A, pack(np.zeros((A.shape[1], H), dt)),
-                    np.empty((A.shape[0], H), dt), False, no_bias(dt))
             yield loop_key(infer_rows, infer[1]), lambda: compile_only(infer_rows, 0, 1, infer[1])
 
 

@@ -103,12 +103,11 @@ def matmul(A, Wp, C, threads, accumulate=False, bias=None):
     with bias (N,): C = bias + A @ W, the bias added in the product's tiles
     (gemm.dot_rows)."""
     from . import ahead
-    from .gemm import dot_rows, no_bias
-    layout = "C" if A.flags.c_contiguous else "F" if A.flags.f_contiguous else "A"
+    from .gemm import no_bias, rows_kernel
     bias = no_bias(C.dtype) if bias is None else np.ascontiguousarray(bias, C.dtype)
-    ahead.run(f"dot_rows.{layout}.{A.dtype}",
-              lambda: run_rows(dot_rows, A.shape[0], C.size * A.shape[1], threads, A, Wp, C, accumulate,
-                               bias))
+    ahead.run(f"dot_rows.{A.dtype}",                          # one compile for every layout of A
+              lambda: run_rows(rows_kernel(A, Wp, C, bias), A.shape[0], C.size * A.shape[1], threads, A, Wp,
+                               C, accumulate, bias))
 
 
 _blas_libs = None

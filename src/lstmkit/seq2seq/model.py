@@ -99,8 +99,8 @@ def output_logits(dense, x, enc=None):
             enc.packed = (W, gemm.pack(W, out=buf))                              # (V/32, H, 32)
             dense._decode_pack = enc.packed[1]
         out = np.empty((x.shape[0], W.shape[1]), W.dtype)
-        gemm.dot_rows(0, x.shape[0], np.ascontiguousarray(x), enc.packed[1], out, False,
-                      gemm.no_bias(out.dtype))  # x W
+        x, nb = np.ascontiguousarray(x), gemm.no_bias(out.dtype)
+        gemm.rows_kernel(x, enc.packed[1], out, nb)(0, x.shape[0], x, enc.packed[1], out, False, nb)  # x W
     else:
         out = np.empty((x.shape[0], W.shape[1]), W.dtype)
         for r in range(x.shape[0]):
