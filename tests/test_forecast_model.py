@@ -43,6 +43,28 @@ def test_targets_map_back_to_the_actual_values(mode, deseason):
         assert np.allclose(x[:, -1, :2], 0)                                  # windows end at 0
     if mode == "mean":
         assert np.allclose(x[:, :, :2].mean(axis=1), 0)                      # windows average 0
+    if mode == "scaled":                                                     # each window: mean 0, deviation 1
+        assert np.allclose(x[:, :, :2].mean(axis=1), 0) and np.allclose(x[:, :, :2].std(axis=1), 1)
+
+
+def test_scaled_mode_normalises_each_window_by_itself():
+    """Mode "scaled": a window and the same window's fluctuations made 3 times larger look the same to the
+    network, and a one-step output of 0.5 rolls to the window's mean plus half its deviation."""
+    v = series(F=1)
+    cal = Calendar(len(v), S, None)
+    loud = v.copy()
+    loud[50:60] = v[50:60].mean() + 3 * (v[50:60] - v[50:60].mean())
+    a, b = (fm.Frame(x, 0, 72, cal, "scaled", window=10) for x in (v, loud))
+    o = np.array([59])
+    xa, xb = a.inputs(*a.rows(o, 10)), b.inputs(*b.rows(o, 10))
+    assert np.allclose(xa, xb)
+    rows = a.work[50:60][None]                                               # (1, 10, 1)
+    out = fm.forecast_recursive(Constant(1, 0.5), a, o, 10, 1)
+    want = rows.mean() + 0.5 * rows.std()                                    # in the network's series
+    assert np.allclose(out[0, 0], a.scaler.inverse_transform(np.array([[want]]), column=0)[0, 0])
+    assert np.allclose(fm.forecast_direct(Constant(1, 0.5), a, o, 10), out)
+    flat = fm.Frame(np.full((96, 1), 5.0) + np.arange(96)[:, None] * 1e-9, 0, 72, cal, "scaled", window=10)
+    assert np.all(flat.rows_scale(flat.rows(o, 10)[0]) >= 0.1 * flat.dscale)   # a flat window: the floor
 
 
 def test_lookback_and_training_origins():

@@ -22,7 +22,9 @@ For each series (the last 20 % is the test period):
      deseasonalised or not x calendar inputs or not, with 32 units. The LSTM
      then tries two variants of the stage-1 winner (stage 1b): a longer window
      (twice the longest of stage 1: two years of weeks for co2) and the window
-     mean instead of the last value as the level (mode "mean"). Stage 2 tries
+     mean instead of the last value as the level (mode "mean"), and (added
+     2026-11-30) each window normalised by its own mean and deviation (mode
+     "scaled", RevIN-style). Stage 2 tries
      units x dropout for the winner so far: 32/64 x 0/0.2 (GRU), 8/16/32/64 x
      0/0.2 (LSTM: small models for the short series). The LSTM then tries
      (stage 3) a linear autoregressive skip beside the network (LSTNet's
@@ -84,6 +86,7 @@ SERIES = {"sunspots": {"windows": (11, 22), "horizon": 5},
           "elec_equip": {"windows": (12, 24), "horizon": 6},
           "unemp": {"windows": (8, 16), "horizon": 4}}
 MODES = ("relative", "seasonal", "level")
+WINDOWED = ("mean", "scaled")     # stage 1b's modes relative to the window's mean ("scaled": per-window deviation too)
 FEATURES = ((), ("season", "month"))
 INPUTS = ("window", "mode", "deseason", "features")
 CONFIG = INPUTS + ("units", "dropout", "skip", "weight_decay", "lr", "lr_halflife")   # what a configuration is
@@ -311,7 +314,8 @@ class Bench:
         first = min(rows, key=lambda r: r["validation_rmse"])
         if cell in VARIANTS:
             longer = {**first, "window": 2 * max(SERIES[name]["windows"])}
-            tries = [longer] + ([{**first, "mode": "mean"}] if first["mode"] in ("relative", "level") else [])
+            tries = [longer] + ([{**first, "mode": m} for m in WINDOWED] if first["mode"] in ("relative", "level")
+                                else [])
             for cfg in tries:
                 rows.append(scored({**{k: cfg[k] for k in INPUTS}, "units": 32, "dropout": 0.0, "stage": "1b"}))
                 show(rows[-1])
@@ -843,7 +847,7 @@ def main(argv=None):
     b = Bench(a)
     stage1 = max(len(SERIES[n]["windows"]) for n in names) * (2 * len(MODES) - 1) * len(FEATURES)
     hyb = lambda n: a.seeds + a.folds * (1 + len(BASES) * len(hybrid_windows(SEASONS[n])) * len(HYBRID_SEARCH["units"]))
-    per_cell = lambda c: 0 if c == "hybrid" else (stage1 + (2 + 3 + len(DECAYS) + len(RATES) if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds \
+    per_cell = lambda c: 0 if c == "hybrid" else (stage1 + (3 + 3 + len(DECAYS) + len(RATES) if c in VARIANTS else 0) + len(STAGE2[c]) - 1) * a.folds \
         + a.seeds * 2
     total = len(names) * (sum(per_cell(c) for c in a.cells) + (a.seeds if "lstm" in a.cells and a.intervals else 0)) \
         + (sum(hyb(n) for n in names) if "hybrid" in a.cells else 0) + len(names) * len(a.rescore) * a.folds

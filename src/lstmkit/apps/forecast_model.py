@@ -8,7 +8,12 @@ training period's mean and deviation), and the calendar features of that step
 to the window's last step, in units of a typical one-step change (step_scale),
 and so are the targets: a trend then looks the same at any level. Mode "mean"
 does the same relative to the window's mean (the level that DeepAR-style
-per-window scaling uses), which one noisy last value moves less. With mode
+per-window scaling uses), which one noisy last value moves less. Mode
+"scaled" normalises each window by itself (RevIN-style instance
+normalisation): relative to its mean and in units of its own standard
+deviation (at least a tenth of the typical one-step change), so a calm
+stretch and a volatile one look alike to the network and its forecasts scale
+with the window's volatility. With mode
 "seasonal" the network reads and predicts seasonal differences instead,
 y_t - y_{t-s} (in units of their typical size): it forecasts the change from
 the seasonal naive forecast, as a SARIMA model with D = 1 does; a window then
@@ -26,7 +31,8 @@ from ..data.scaling import StandardScaler
 from .baselines import climatology
 from .common import recurrent_layer
 
-MODES = ("relative", "mean", "seasonal", "level")
+MODES = ("relative", "mean", "seasonal", "level", "scaled")
+WINDOWED = ("mean", "scaled")                     # modes taken relative to the window's mean
 STRATEGIES = ("direct", "recursive")
 
 
@@ -54,8 +60,8 @@ class Frame:
     def __init__(self, values, t_idx, cut, calendar, mode="relative", deseason=False, state=None, window=None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-        if mode == "mean" and not window:
-            raise ValueError("mode 'mean' needs the window length (window=)")
+        if mode in WINDOWED and not window:
+            raise ValueError(f"mode {mode!r} needs the window length (window=)")
         self.window = window                                                   # what mode "mean" averages over
         self.values = np.asarray(values, np.float64)                          # (N, F)
         self.t_idx, self.calendar, self.mode = t_idx, calendar, mode
@@ -117,10 +123,26 @@ class Frame:
             x = (rows - rows[:, -1:, :]) / self.dscale
         elif self.mode == "mean":
             x = (rows - rows[:, -self.window:].mean(axis=1, keepdims=True)) / self.dscale
+        elif self.mode == "scaled":
+            x = (rows - rows[:, -self.window:].mean(axis=1, keepdims=True)) / self.rows_scale(rows)[:, None, :]
         else:
             x = rows
         cal = self.calendar.features(steps.ravel()).reshape(steps.shape + (-1,))  # (M, W, K)
         return np.concatenate([x, cal], axis=-1)
+
+    def rows_scale(self, rows):
+        """(M, F) mode "scaled"'s unit for windows rows (M, L, F): the standard deviation of each column over
+        the window, at least a tenth of its typical one-step change (dscale), so a flat window divides by no
+        near-zero."""
+        return np.maximum(rows[:, -self.window:].std(axis=1), 0.1 * self.dscale)
+
+    def unit(self, origins, column=slice(None)):
+        """(M, F) or (M,): what the network's outputs are in units of, for the windows ending at origins:
+        the window's own scale (mode "scaled"), else the typical one-step change of the training period."""
+        if self.mode == "scaled":
+            steps = origins[:, None] - self.window + 1 + np.arange(self.window)   # (M, W)
+            return self.rows_scale(self.work[steps])[:, column]
+        return np.broadcast_to(self.dscale, (len(origins), len(self.dscale)))[:, column]
 
     def window_mean(self, origins, column=slice(None)):
         """The mean of the network's series over the window ending at each origin: (M,) or (M, F)."""
@@ -134,7 +156,7 @@ class Frame:
         h = np.arange(1, horizon + 1)
         if self.mode == "relative":
             return np.repeat(self.work[origins, column][:, None], horizon, axis=1)
-        if self.mode == "mean":
+        if self.mode in WINDOWED:
             return np.repeat(self.window_mean(origins, column)[:, None], horizon, axis=1)
         if self.mode == "seasonal":
             back = self.lag * ((h - 1) // self.lag + 1)                        # whole seasons back (H,)
@@ -146,22 +168,26 @@ class Frame:
         y = self.work[origins[:, None] + 1 + np.arange(horizon), self.t_idx]    # (M, H)
         if self.mode == "level":
             return y
-        return (y - self.reference(origins, horizon, self.t_idx)) / self.dscale[self.t_idx]
+        return (y - self.reference(origins, horizon, self.t_idx)) / self.unit(origins, self.t_idx)[:, None]
 
     def step_targets(self, origins):
         """(M, F) the next step of every column, for the recursive model."""
         y = self.work[origins + 1]                                             # (M, F)
         if self.mode == "level":
             return y
-        if self.mode == "mean":
-            return (y - self.window_mean(origins)) / self.dscale
+        if self.mode in WINDOWED:
+            return (y - self.window_mean(origins)) / self.unit(origins)
         return (y - self.work[origins + 1 - self.lag]) / self.dscale
 
     def step_reference(self, rows):
         """What a one-step output is relative to, from the rows (M, L, F) of the windows being rolled."""
-        if self.mode == "mean":
+        if self.mode in WINDOWED:
             return rows[:, -self.window:].mean(axis=1)                         # (M, F)
         return rows[:, -self.lag, :]
+
+    def step_unit(self, rows):
+        """(M, F) the unit of a one-step output, from the rows (M, L, F) of the windows being rolled."""
+        return self.rows_scale(rows) if self.mode == "scaled" else self.dscale
 
     # ---- outputs back to the series' units ---------------------------------------------
     def target_units(self, out, origins, network_units=True):
@@ -171,7 +197,8 @@ class Frame:
         H = out.shape[1]
         if network_units and self.mode != "level":
             ref = self.reference(origins, H, self.t_idx)                       # (M, H)
-            out = out * self.dscale[self.t_idx] + ref.reshape(ref.shape + (1,) * (out.ndim - 2))
+            unit = self.unit(origins, self.t_idx)[:, None]                     # (M, 1)
+            out = out * unit.reshape(unit.shape + (1,) * (out.ndim - 2)) + ref.reshape(ref.shape + (1,) * (out.ndim - 2))
         steps = origins[:, None] + 1 + np.arange(H)                            # (M, H)
         prof = self.profile_at(steps.ravel())[:, self.t_idx].reshape(steps.shape)
         out = out + prof.reshape(prof.shape + (1,) * (out.ndim - 2))
@@ -254,7 +281,7 @@ def forecast_recursive(model, frame, origins, window, horizon, batch_size=256):
     for k in range(horizon):
         nxt = model.predict(frame.inputs(rows, steps), batch_size=batch_size)  # (M, F)
         if frame.mode != "level":
-            nxt = frame.step_reference(rows) + nxt * frame.dscale              # back to the network's series
+            nxt = frame.step_reference(rows) + nxt * frame.step_unit(rows)     # back to the network's series
         out[:, k] = nxt[:, frame.t_idx]
         rows = np.concatenate([rows[:, 1:], nxt[:, None, :]], axis=1)
         steps = steps + 1

@@ -49,7 +49,8 @@ def register(sub):
                    help="last part of the training windows for validation (early stopping)")
     t.add_argument("--mode", choices=app.MODES, default="relative",
                    help="relative: windows and targets as changes from the window's last value (handles "
-                        "trends); mean: the same from the window's mean; seasonal: seasonal differences, targets as changes from the seasonal naive "
+                        "trends); mean: the same from the window's mean; scaled: from the window's mean in units of the window's "
+                        "standard deviation (each window normalised by itself); seasonal: seasonal differences, targets as changes from the seasonal naive "
                         "forecast (needs --season); level: standardised values as they are")
     t.add_argument("--deseason", action="store_true",
                    help="subtract each column's seasonal profile (training-period mean of each position in the "
