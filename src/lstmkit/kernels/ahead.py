@@ -270,10 +270,11 @@ def main(argv=None):
     import itertools
 
     from . import KERNELS, skeleton
-    # the loops of the caller's variant (the caller is compiling its forward:
-    # claimed, so skipped here; inference over a folded table first, see
-    # skeleton.example_kernels), the products and what a training step runs
-    # besides (Adam, the Embedding gradient), inference over projections.
+    # what a training step runs besides the loops (Adam, the Embedding
+    # gradient, the whole-sequence product), then the loops of the caller's
+    # variant (the caller is compiling its forward and then its backward:
+    # claimed, so skipped here), inference over a folded table and then over
+    # projections; the order is explained in skeleton.example_kernels.
     # Not the other variant, the other optimizers or
     # the streaming kernels: a guess that costs CPU on a busy machine.
     parent = os.getppid()

@@ -578,17 +578,22 @@ def example_kernels(cell, dtype, variant):
 
     The order is the helper's share of a first fit and predict: the caller
     compiles the training forward (claimed, so the helper skips it) and then
-    the backward, which it needs right after; so the helper's first kernel is
-    the inference loop over a folded table, which `predict` needs last but
-    which takes as long to compile as a training loop. Three loops of about
-    equal cost on two cores: the caller does forward and backward, the helper
-    inference and then the product, Adam and the Embedding gradient (small,
-    needed after the first backward; the order is explained below). With
-    backward first instead, as
-    before, the helper was still compiling the inference loop long after
-    the caller had finished training (cold start 5.4 s on a quiet machine,
-    docs/kernels.md). Inference over projections (a model without an
-    Embedding in front) comes last."""
+    the backward, which it needs right after; the helper compiles what the
+    caller needs after them and `predict` needs last -- three loops of about
+    equal cost on two cores, the caller forward and backward, the helper the
+    inference loop over a folded table and the small kernels. The small ones
+    come first: Adam and the Embedding gradient (called directly, not
+    through claims: a caller that reached them before the helper had
+    compiled them would compile them a second time), then the
+    whole-sequence product. By the time the helper starts the inference
+    loop, the caller has compiled and saved the per-step product
+    (gemm.dot), which the inference loop then loads from the cache instead
+    of compiling it a second time, and the helper's own numba start-up
+    (paid by the first compile in a process) goes into the small kernels
+    (docs/kernels.md, session 8: about 0.2 s of a cold start). With backward first instead, as before,
+    the helper was still compiling the inference loop long after the caller
+    had finished training (cold start 5.4 s on a quiet machine). Inference
+    over projections (a model without an Embedding in front) comes last."""
     from .gemm import no_bias, pack, rows_kernel
     dt = np.dtype(dtype)
     G, S = cell.N_GATES, len(cell.STATE_NAMES)
@@ -610,7 +615,14 @@ def example_kernels(cell, dtype, variant):
             with policy.forced(fuse_input=fused):
                 a = cell.train(x, W_x, W_h, b, b, loop, cache["plan"], opts, cache, ws, 1)
             yield loop_key(forward_rows, a), lambda: compile_only(forward_rows, 0, 1, a)
-            if fused == first:                                 # inference over a folded table
+            if fused == first:
+                # Adam and the Embedding gradient, then the whole-sequence product
+                # (one compile for every layout of A: gemm.rows_kernel), then
+                # inference over a folded table -- see the docstring
+                from .warmup import warm_training
+                yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
+                A, C = np.zeros((B * T, D), dt), np.empty((B * T, H), dt)
+                yield f"dot_rows.{dt}", lambda: rows_kernel(A, pack(np.zeros((D, H), dt)), C, no_bias(dt))
                 b_inner = cell.input_biases(b, b, H, dt, opts)[1]
                 infer = [cell.infer_args(loop, table, np.zeros((T, B), np.int64), W_h, b_inner, opts,
                                          ws) for table in (np.zeros((7, G * H), dt),
@@ -618,21 +630,8 @@ def example_kernels(cell, dtype, variant):
                 yield loop_key(infer_rows, infer[0]), lambda: compile_only(infer_rows, 0, 1, infer[0])
             a = cell.backward_args(cache, loop, ws)
             yield loop_key(backward_rows, a), lambda: compile_only(backward_rows, 0, 1, a)
-            if fused != first:
-                continue
-            # What a training step runs besides the loops: the whole-sequence
-            # product (one compile for every layout of A: gemm.rows_kernel), which
-            # the caller needs right after its backward, for the weight
-            # gradients, and `predict` for its table fold; then Adam and the
-            # Embedding gradient. Those are called directly, not through claims:
-            # a caller that reaches them first compiles them itself (while
-            # waiting for the product it claims and compiles this entry), and
-            # the helper's copy is then a second compile on the other core.
-            A, C = np.zeros((B * T, D), dt), np.empty((B * T, H), dt)
-            yield f"dot_rows.{dt}", lambda: rows_kernel(A, pack(np.zeros((D, H), dt)), C, no_bias(dt))
-            from .warmup import warm_training
-            yield f"adam-embedding.{dt}", lambda: warm_training(dt, common_only=True)
-            yield loop_key(infer_rows, infer[1]), lambda: compile_only(infer_rows, 0, 1, infer[1])
+            if fused == first:                                 # inference over projections
+                yield loop_key(infer_rows, infer[1]), lambda: compile_only(infer_rows, 0, 1, infer[1])
 
 
 def input_projection(x_tm, W_x, b, n_gates, lease, n_threads, rows=None):
