@@ -86,3 +86,23 @@ def test_the_prestarted_helper_is_given_the_work(tmp_path):
             os.kill(out["helper"], signal.SIGKILL)          # the helper this test started: not its compiles
         except ProcessLookupError:
             pass
+
+
+def test_the_helpers_list_starts_with_the_small_kernels():
+    """The helper's share of a first fit and predict, in its order
+    (skeleton.example_kernels, docs/kernels.md's session 8): the caller's
+    training forward (claimed by the caller), Adam and the Embedding
+    gradient, the one whole-sequence product (every layout of A), the
+    inference loop over a folded table -- after the caller has saved the
+    per-step product it links -- the backward (the caller's next), then
+    inference over projections. Listed without compiling anything."""
+    import itertools
+
+    from lstmkit.kernels import ahead, lstm, skeleton
+    keys = [key for key, _ in itertools.islice(
+        skeleton.example_kernels(lstm.CELL, "float32", "lstm_TrainFused"), ahead.AHEAD)]
+    assert [k.split(".")[0] for k in keys] == ["forward_rows", "adam-embedding", "dot_rows", "infer_rows",
+                                               "backward_rows", "infer_rows"]
+    assert keys[2] == "dot_rows.float32"                      # one product, whatever A's layout
+    assert keys[3].endswith(".t2") and keys[5].endswith(".t3")   # the folded table first
+    assert ahead.STEAL == 5                                    # the caller steals all but the last
