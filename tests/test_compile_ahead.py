@@ -33,13 +33,15 @@ print(json.dumps(out))
 """
 
 
-def _run(tmp_path, action, **env):
+def _run(tmp_path, action, flags=(), stderr=None, **env):
     env = dict({k: v for k, v in os.environ.items() if k != "LSTMKIT_AHEAD_HELPER"}, PYTHONPATH=SRC,
                LSTMKIT_CACHE_DIR=str(tmp_path / "cache"), LSTMKIT_AHEAD_LOG=str(tmp_path / "ahead.log"), **env)
     (tmp_path / "ahead.log").touch()
-    p = subprocess.run([sys.executable, "-c", CHILD, action], capture_output=True, text=True, env=env,
+    p = subprocess.run([sys.executable, *flags, "-c", CHILD, action], capture_output=True, text=True, env=env,
                        timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
+    if stderr is not None:
+        stderr.append(p.stderr)
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
@@ -64,6 +66,25 @@ def test_prestarted_only_without_a_cache_folder_and_gone_with_its_caller(tmp_pat
     from lstmkit.kernels import cache
     os.makedirs(tmp_path / "cache" / os.path.basename(cache.cache_dir()), exist_ok=True)  # (import made it)
     assert _run(tmp_path, "none")["prestarted"] is None   # the folder is there: nothing started at import
+
+
+def test_a_caller_ending_without_compiling_reaps_the_helper_without_a_warning(tmp_path):
+    """At exit the prestarted helper, never given work, is stopped and
+    reaped: Python reports no ResourceWarning (a running child's Popen
+    collected at shutdown, or its pipe left open), which it does with
+    warnings shown when the helper is left to notice the closed pipe."""
+    err = []
+    out = _run(tmp_path, "none", flags=("-W", "default"), stderr=err)
+    assert out["prestarted"]
+    assert "ResourceWarning" not in err[0], err[0][-2000:]
+    assert _gone(out["prestarted"], seconds=5)
+
+
+def test_turned_off_and_done_leaves_no_warning(tmp_path):
+    err = []
+    out = _run(tmp_path, "off", flags=("-W", "default"), stderr=err)
+    assert out["prestarted"] and out["exit"] == 0
+    assert "ResourceWarning" not in err[0], err[0][-2000:]
 
 
 def test_a_helper_starts_no_helper(tmp_path):
@@ -106,3 +127,20 @@ def test_the_helpers_list_starts_with_the_small_kernels():
     assert keys[2] == "dot_rows.float32"                      # one product, whatever A's layout
     assert keys[3].endswith(".t2") and keys[5].endswith(".t3")   # the folded table first
     assert ahead.STEAL == 5                                    # the caller steals all but the last
+
+
+def test_reap_reads_the_exit_status_of_a_finished_helper():
+    """A helper given work that has finished is reaped at exit: its Popen then
+    has a return code, so Python does not call it "still running" when the
+    object is collected."""
+    from lstmkit.kernels import ahead
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    key = ("test-cell", "test-dtype")
+    ahead._helpers[key] = proc
+    try:
+        assert _gone(proc.pid)                                   # ended, its status not read yet
+        assert proc.returncode is None
+        ahead._reap()
+        assert proc.returncode == 0
+    finally:
+        del ahead._helpers[key]

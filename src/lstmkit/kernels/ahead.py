@@ -47,6 +47,8 @@ _ready = set()                 # keys this process has run (compiled or loaded)
 _helpers = {}                  # (cell, dtype) -> Popen
 _plan = None                   # what this process compiles while it waits: an iterator of (key, compile)
 _waiting = None                # the helper prestart() started, until it is given its work (False: none)
+_retired = []                  # prestarted helpers let go without work: stopped and reaped at exit
+_registered = False            # _reap registered to run at exit
 
 
 def _folder():
@@ -193,8 +195,9 @@ def prestart():
     second) then run beside this process's own import instead of delaying
     its first compile by as much. It waits for its work on a pipe
     (start_helper sends it at the first compile); it exits at once when this
-    process closes the pipe (at exit, or at a first compile with
-    lk.config.compile_ahead turned off), and after WAIT seconds without work.
+    process closes the pipe (at a first compile with lk.config.compile_ahead
+    turned off) and after WAIT seconds without work, and is stopped at this
+    process's exit if it never had work (_reap).
     With the cache folder there (every later run), nothing is started here."""
     global _waiting
     if os.environ.get(HELPER_ENV) or not settings.config.compile_ahead or _waiting is not None:
@@ -206,6 +209,45 @@ def prestart():
     except OSError:
         return
     _waiting = _spawn(["--wait"], subprocess.PIPE) or False
+    if _waiting:
+        _reap_at_exit()
+
+
+def _reap_at_exit():
+    global _registered
+    if not _registered:
+        import atexit
+        atexit.register(_reap)
+        _registered = True
+
+
+def _reap():
+    """At exit: stop the prestarted helpers that were never given work
+    (they hold nothing: each is importing or waiting on its pipe), close
+    their pipes and reap them, and reap the helpers given work that have
+    finished. Python reports a child whose Popen object is collected before
+    its exit status was read as a ResourceWarning ("still running", even
+    when it has ended), and an open pipe as another. A helper still
+    compiling is left alone: it stops at its next kernel once this process
+    has gone."""
+    global _waiting
+    for proc in _helpers.values():
+        if proc is not None:
+            proc.poll()
+    procs = list(_retired) + ([_waiting] if _waiting else [])
+    _waiting = False
+    _retired.clear()
+    for proc in procs:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _take_waiting():
@@ -213,7 +255,10 @@ def _take_waiting():
     no longer holds it either way."""
     global _waiting
     proc, _waiting = _waiting, False
-    if not proc or proc.poll() is not None:
+    if not proc:
+        return None
+    if proc.poll() is not None:                                # it has gone: only its pipe is left
+        _retired.append(proc)
         return None
     return proc
 
@@ -227,6 +272,7 @@ def start_helper(cell, dtype, variant):
         waiting = _take_waiting()
         if waiting is not None:
             waiting.stdin.close()                              # it exits without compiling
+            _retired.append(waiting)                           # reaped at exit
         return
     if (cell, dtype) in _helpers:
         return
@@ -243,10 +289,12 @@ def start_helper(cell, dtype, variant):
             proc.stdin.write(f"{cell} {dtype} {variant}\n".encode())
             proc.stdin.close()
         except OSError:                                        # it has just gone: start another
+            _retired.append(proc)
             proc = None
     if proc is None:
         proc = _spawn([cell, dtype, variant], subprocess.DEVNULL)
     _helpers[(cell, dtype)] = proc
+    _reap_at_exit()
 
 
 def helpers():
