@@ -86,7 +86,6 @@ SERIES = {"sunspots": {"windows": (11, 22), "horizon": 5},
           "elec_equip": {"windows": (12, 24), "horizon": 6},
           "unemp": {"windows": (8, 16), "horizon": 4}}
 MODES = ("relative", "seasonal", "level")
-WINDOWED = ("mean", "scaled")     # stage 1b's modes relative to the window's mean ("scaled": per-window deviation too)
 FEATURES = ((), ("season", "month"))
 INPUTS = ("window", "mode", "deseason", "features")
 CONFIG = INPUTS + ("units", "dropout", "skip", "weight_decay", "lr", "lr_halflife")   # what a configuration is
@@ -314,7 +313,7 @@ class Bench:
         first = min(rows, key=lambda r: r["validation_rmse"])
         if cell in VARIANTS:
             longer = {**first, "window": 2 * max(SERIES[name]["windows"])}
-            tries = [longer] + ([{**first, "mode": m} for m in WINDOWED] if first["mode"] in ("relative", "level")
+            tries = [longer] + ([{**first, "mode": m} for m in fm.WINDOWED] if first["mode"] in ("relative", "level")
                                 else [])
             for cfg in tries:
                 rows.append(scored({**{k: cfg[k] for k in INPUTS}, "units": 32, "dropout": 0.0, "stage": "1b"}))

@@ -140,14 +140,16 @@ class Frame:
         """(M, F) or (M,): what the network's outputs are in units of, for the windows ending at origins:
         the window's own scale (mode "scaled"), else the typical one-step change of the training period."""
         if self.mode == "scaled":
-            steps = origins[:, None] - self.window + 1 + np.arange(self.window)   # (M, W)
-            return self.rows_scale(self.work[steps])[:, column]
+            return self.rows_scale(self.work[self.window_steps(origins)])[:, column]
         return np.broadcast_to(self.dscale, (len(origins), len(self.dscale)))[:, column]
 
     def window_mean(self, origins, column=slice(None)):
         """The mean of the network's series over the window ending at each origin: (M,) or (M, F)."""
-        steps = origins[:, None] - self.window + 1 + np.arange(self.window)   # (M, W)
-        return self.work[steps, column].mean(axis=1)
+        return self.work[self.window_steps(origins), column].mean(axis=1)
+
+    def window_steps(self, origins):
+        """(M, W) the steps of the window (of length `window`) ending at each origin."""
+        return origins[:, None] - self.window + 1 + np.arange(self.window)
 
     def reference(self, origins, horizon, column):
         """(M, H) what the targets are taken relative to: the window's last value

@@ -27,6 +27,7 @@ code is the same whichever process compiles it: results do not change.
 lk.config.compile_ahead = False turns the helper off (the claims stay: two
 processes of the user's own never compile the same kernel twice either).
 """
+import atexit
 import os
 import subprocess
 import sys
@@ -48,7 +49,6 @@ _helpers = {}                  # (cell, dtype) -> Popen
 _plan = None                   # what this process compiles while it waits: an iterator of (key, compile)
 _waiting = None                # the helper prestart() started, until it is given its work (False: none)
 _retired = []                  # prestarted helpers let go without work: stopped and reaped at exit
-_registered = False            # _reap registered to run at exit
 
 
 def _folder():
@@ -209,16 +209,6 @@ def prestart():
     except OSError:
         return
     _waiting = _spawn(["--wait"], subprocess.PIPE) or False
-    if _waiting:
-        _reap_at_exit()
-
-
-def _reap_at_exit():
-    global _registered
-    if not _registered:
-        import atexit
-        atexit.register(_reap)
-        _registered = True
 
 
 def _reap():
@@ -248,6 +238,9 @@ def _reap():
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+
+atexit.register(_reap)
 
 
 def _take_waiting():
@@ -294,7 +287,6 @@ def start_helper(cell, dtype, variant):
     if proc is None:
         proc = _spawn([cell, dtype, variant], subprocess.DEVNULL)
     _helpers[(cell, dtype)] = proc
-    _reap_at_exit()
 
 
 def helpers():
